@@ -1,0 +1,36 @@
+"""tinysparse: learn and teach neural-network compression, from scratch, in NumPy.
+
+A small reverse-mode autograd engine on NumPy arrays, the LeNet models, training, and the
+compression algorithms of the literature — each short, readable and tested against a
+reference.
+
+Quick tour::
+
+    import tinysparse as ts
+    data = ts.load_dataset("mnist-5k")
+    model = ts.nn.lenet300(seed=0)
+    ts.fit(model, data, epochs=5, seed=0)
+    print(ts.evaluate(model, *data.test))
+    ts.save(model, "lenet300.npz")
+    model = ts.load("lenet300.npz")
+    print(model.predict(data.x_test[:10]))
+"""
+
+from tinysparse import threads as _threads
+
+# Before NumPy loads: idle BLAS/OpenMP threads must sleep, not spin (see threads.py).
+_threads.configure()
+
+from tinysparse import autograd, data, nn, optim  # noqa: E402
+from tinysparse.autograd import Tensor, gradcheck, no_grad  # noqa: E402
+from tinysparse.data import load_dataset  # noqa: E402
+from tinysparse.io import load, save  # noqa: E402
+from tinysparse.nn import build_model  # noqa: E402
+from tinysparse.train import History, TrainingDiverged, evaluate, fit  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "History", "Tensor", "TrainingDiverged", "autograd", "build_model", "data", "evaluate",
+    "fit", "gradcheck", "load", "load_dataset", "nn", "no_grad", "optim", "save",
+]

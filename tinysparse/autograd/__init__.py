@@ -1,0 +1,59 @@
+"""Reverse-mode automatic differentiation on NumPy arrays.
+
+``Tensor`` holds an array and the op that made it; ``backward()`` walks the graph in
+reverse topological order. Ops are in :mod:`.ops` (arithmetic, reductions, shapes) and
+:mod:`.nn_ops` (activations, softmax, losses, linear, conv2d, max-pool); each is a
+``Function`` with its ``forward`` and ``backward`` side by side.
+"""
+
+from tinysparse.autograd.gradcheck import GradcheckError, gradcheck, numerical_gradient
+from tinysparse.autograd.nn_ops import (
+    conv2d,
+    cross_entropy,
+    flatten,
+    linear,
+    log_softmax,
+    max_pool2d,
+    mse_loss,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
+from tinysparse.autograd.ops import (
+    add,
+    div,
+    exp,
+    getitem,
+    log,
+    matmul,
+    max,
+    mean,
+    mul,
+    neg,
+    pow,
+    reshape,
+    sub,
+    sum,
+    transpose,
+    unbroadcast,
+)
+from tinysparse.autograd.tensor import (
+    Function,
+    Tensor,
+    default_dtype,
+    get_default_dtype,
+    is_grad_enabled,
+    no_grad,
+    set_default_dtype,
+    topological_order,
+)
+
+__all__ = [
+    "Function", "GradcheckError", "Tensor", "add", "conv2d", "cross_entropy",
+    "default_dtype", "div", "exp", "flatten", "get_default_dtype", "getitem", "gradcheck",
+    "is_grad_enabled", "linear", "log", "log_softmax", "matmul", "max", "max_pool2d", "mean",
+    "mse_loss", "mul", "neg", "no_grad", "numerical_gradient", "pow", "relu", "reshape",
+    "set_default_dtype", "sigmoid", "softmax", "sub", "sum", "tanh", "topological_order",
+    "transpose", "unbroadcast",
+]

@@ -1,0 +1,348 @@
+"""Neural-network ops: activations, softmax, losses, linear, convolution, pooling.
+
+Same shape as :mod:`tinysparse.autograd.ops`: one class per op with ``forward`` and
+``backward`` side by side, then a lowercase function. Softmax, log-softmax and
+cross-entropy take a *temperature* T (Hinton et al. 2015): they act on ``z / T``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinysparse.autograd import im2col as _im2col
+from tinysparse.autograd.tensor import Function, Tensor
+
+# ---------------------------------------------------------------- activations
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.out = np.maximum(x, 0)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * (self.out > 0),)  # relu'(x) = 1 where x > 0, else 0
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * (1 - self.out * self.out),)  # tanh' = 1 - tanh²
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        # 1 / (1 + e^-x) written with tanh, which never overflows
+        self.out = 0.5 * (np.tanh(0.5 * x) + 1)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * self.out * (1 - self.out),)  # σ' = σ (1 - σ)
+
+
+# ---------------------------------------------------------------- softmax family
+
+
+def _check_temperature(temperature: float) -> float:
+    if not temperature > 0:
+        raise ValueError(f"temperature: expected a positive number, got {temperature}")
+    return float(temperature)
+
+
+def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
+    """log softmax(z) = z - max(z) - log Σ exp(z - max(z)) (shifted so exp never overflows)."""
+    shifted = z - z.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    def forward(self, z, axis=-1, temperature=1.0):
+        self.axis, self.temperature = axis, temperature
+        self.out = np.exp(_log_softmax(z / temperature, axis))
+        return self.out
+
+    def backward(self, grad):
+        # p = softmax(z/T):  dL/dz = p ⊙ (g - Σ g ⊙ p) / T
+        p = self.out
+        inner = (grad * p).sum(axis=self.axis, keepdims=True)
+        return (p * (grad - inner) / self.temperature,)
+
+
+class LogSoftmax(Function):
+    def forward(self, z, axis=-1, temperature=1.0):
+        self.axis, self.temperature = axis, temperature
+        self.out = _log_softmax(z / temperature, axis)
+        return self.out
+
+    def backward(self, grad):
+        # l = log softmax(z/T):  dL/dz = (g - softmax(z/T) Σ g) / T
+        softmax = np.exp(self.out)
+        total = grad.sum(axis=self.axis, keepdims=True)
+        return ((grad - softmax * total) / self.temperature,)
+
+
+class CrossEntropy(Function):
+    """Mean cross-entropy between ``softmax(logits / T)`` and the targets, fused.
+
+    Targets are class indices (shape ``(N,)``) or probability rows (shape ``(N, K)``,
+    "soft targets" for distillation). The fused backward is the classic
+    ``(softmax(z/T) - target) / (T N)``.
+    """
+
+    def forward(self, logits, targets=None, temperature=1.0, reduction="mean"):
+        self.temperature, self.reduction = temperature, reduction
+        n, k = logits.shape
+        log_p = _log_softmax(logits / temperature, axis=1)
+        self.log_p = log_p
+        if targets.ndim == 1:
+            self.labels, self.soft = targets, None
+            per_example = -log_p[np.arange(n), targets]
+        else:
+            self.labels, self.soft = None, targets
+            per_example = -(targets * log_p).sum(axis=1)
+        if reduction == "mean":
+            return np.asarray(per_example.mean(), dtype=logits.dtype)
+        if reduction == "sum":
+            return np.asarray(per_example.sum(), dtype=logits.dtype)
+        return per_example.astype(logits.dtype, copy=False)
+
+    def backward(self, grad):
+        n = self.log_p.shape[0]
+        dz = np.exp(self.log_p)  # softmax(z/T)
+        if self.soft is None:
+            dz[np.arange(n), self.labels] -= 1  # p - onehot(y)
+        else:
+            dz -= self.soft  # p - q
+        if self.reduction == "none":
+            dz *= grad[:, None]
+        else:
+            dz *= grad
+        if self.reduction == "mean":
+            dz /= n
+        return (dz / self.temperature if self.temperature != 1.0 else dz,)
+
+
+class MSELoss(Function):
+    def forward(self, prediction, target, reduction="mean"):
+        if prediction.shape != target.shape:
+            raise ValueError(
+                f"mse_loss: prediction shape {prediction.shape} differs from target shape "
+                f"{target.shape}"
+            )
+        self.diff, self.reduction = prediction - target, reduction
+        squared = self.diff * self.diff
+        return np.asarray(squared.mean() if reduction == "mean" else squared.sum(),
+                          dtype=prediction.dtype)
+
+    def backward(self, grad):
+        # d/dp mean((p - t)²) = 2 (p - t) / n
+        scale = 2 / self.diff.size if self.reduction == "mean" else 2
+        grad_prediction = grad * scale * self.diff
+        grad_target = -grad_prediction if self.needs_grad[1] else None
+        return grad_prediction, grad_target
+
+
+# ---------------------------------------------------------------- layers
+
+
+class Linear(Function):
+    """``y = x Wᵀ + b`` with ``W`` of shape (out, in), as in PyTorch."""
+
+    def forward(self, x, weight, bias=None):
+        self.x, self.weight = x, weight
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, grad):
+        # y = x Wᵀ + b  =>  dx = g W,  dW = gᵀ x,  db = Σ_n g
+        grad_x = grad @ self.weight if self.needs_grad[0] else None
+        grad_weight = grad.T @ self.x if self.needs_grad[1] else None
+        if len(self.needs_grad) == 3 and self.needs_grad[2]:
+            return grad_x, grad_weight, grad.sum(axis=0)
+        return grad_x, grad_weight, None
+
+
+class Conv2d(Function):
+    """2-D cross-correlation (what deep learning calls convolution) through im2col.
+
+    ``x`` (N, C, H, W), ``weight`` (O, C, KH, KW), ``bias`` (O,). The input's KH×KW patches
+    become the columns of a matrix, so the convolution is one matrix product:
+    ``out[n, o, i, j] = Σ_{c,u,v} weight[o, c, u, v] · x_pad[n, c, i·s + u, j·s + v] + b[o]``.
+    """
+
+    def forward(self, x, weight, bias=None, stride=1, padding=0):
+        self.x_shape, self.weight = x.shape, weight
+        self.stride, self.padding = stride, padding
+        out_channels, _, kh, kw = weight.shape
+        # cols: (N·OH·OW, C·KH·KW), one row per output position
+        self.cols, (oh, ow) = _im2col.im2col(x, kh, kw, stride, padding)
+        out = self.cols @ weight.reshape(out_channels, -1).T  # (N·OH·OW, O)
+        if bias is not None:
+            out += bias
+        n = x.shape[0]
+        return np.ascontiguousarray(out.reshape(n, oh, ow, out_channels).transpose(0, 3, 1, 2))
+
+    def backward(self, grad):
+        out_channels = self.weight.shape[0]
+        # back to one row per output position: (N·OH·OW, O)
+        grad_rows = grad.transpose(0, 2, 3, 1).reshape(-1, out_channels)
+        grad_x = grad_weight = grad_bias = None
+        if self.needs_grad[1]:
+            # dW = Σ_positions g · patch   (weights are shared: sum over every position)
+            grad_weight = (grad_rows.T @ self.cols).reshape(self.weight.shape)
+        if len(self.needs_grad) == 3 and self.needs_grad[2]:
+            grad_bias = grad_rows.sum(axis=0)
+        if self.needs_grad[0]:
+            grad_cols = grad_rows @ self.weight.reshape(out_channels, -1)
+            _, _, kh, kw = self.weight.shape
+            grad_x = _im2col.col2im(grad_cols, self.x_shape, kh, kw, self.stride, self.padding)
+        return grad_x, grad_weight, grad_bias
+
+
+class MaxPool2d(Function):
+    """Max over KH×KW windows. The gradient goes to the first maximum of each window
+    (scanning row by row), as in PyTorch."""
+
+    def forward(self, x, kernel_size=2, stride=2):
+        self.x_shape, self.kernel_size, self.stride = x.shape, kernel_size, stride
+        out, self.argmax = _im2col.max_pool_forward(x, kernel_size, stride)
+        return out
+
+    def backward(self, grad):
+        return (
+            _im2col.max_pool_backward(
+                grad, self.argmax, self.x_shape, self.kernel_size, self.stride
+            ),
+        )
+
+
+# ---------------------------------------------------------------- functions
+
+
+def relu(x) -> Tensor:
+    """Rectified linear unit, ``max(x, 0)``."""
+    return ReLU.apply(x)
+
+
+def tanh(x) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh.apply(x)
+
+
+def sigmoid(x) -> Tensor:
+    """Logistic sigmoid, ``1 / (1 + e^-x)``."""
+    return Sigmoid.apply(x)
+
+
+def softmax(z, axis: int = -1, temperature: float = 1.0) -> Tensor:
+    """``softmax(z / T)`` along ``axis``: exp(z_i/T) / Σ_j exp(z_j/T)."""
+    return Softmax.apply(z, axis=axis, temperature=_check_temperature(temperature))
+
+
+def log_softmax(z, axis: int = -1, temperature: float = 1.0) -> Tensor:
+    """``log softmax(z / T)`` along ``axis``, computed stably."""
+    return LogSoftmax.apply(z, axis=axis, temperature=_check_temperature(temperature))
+
+
+def cross_entropy(
+    logits, targets, temperature: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    """Cross-entropy of ``softmax(logits / T)`` against integer labels or soft targets.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (N, K)
+    targets : array of shape (N,) with class indices in [0, K), or (N, K) probabilities
+    temperature : float
+        Divide the logits by T before the softmax (T > 1 softens it).
+    reduction : {"mean", "sum", "none"}
+
+    Returns
+    -------
+    Tensor
+        ``-(1/N) Σ_n Σ_k t_nk log softmax(z_n / T)_k`` (for ``"mean"``).
+    """
+    logits_shape = logits.shape
+    if len(logits_shape) != 2:
+        raise ValueError(f"cross_entropy: logits must be (N, K), got shape {logits_shape}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    n, k = logits_shape
+    if targets.ndim == 1:
+        if targets.shape[0] != n:
+            raise ValueError(f"cross_entropy: {n} logits rows but {targets.shape[0]} labels")
+        if targets.dtype.kind not in "iu":
+            raise ValueError(
+                f"cross_entropy: labels must be integers, got dtype {targets.dtype}"
+            )
+        if n and (targets.min() < 0 or targets.max() >= k):
+            raise ValueError(
+                f"cross_entropy: labels must lie in [0, {k}), got values from "
+                f"{targets.min()} to {targets.max()}"
+            )
+    elif targets.shape != logits_shape:
+        raise ValueError(
+            f"cross_entropy: soft targets must have the logits' shape {logits_shape}, got "
+            f"{targets.shape}"
+        )
+    return CrossEntropy.apply(
+        logits, targets=targets, temperature=_check_temperature(temperature),
+        reduction=reduction,
+    )
+
+
+def mse_loss(prediction, target, reduction: str = "mean") -> Tensor:
+    """Mean (or summed) squared error ``mean((prediction - target)²)``."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
+    return MSELoss.apply(prediction, target, reduction=reduction)
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """Affine map ``x Wᵀ + b`` for ``x`` (N, in), ``W`` (out, in), ``b`` (out,)."""
+    if bias is None:
+        return Linear.apply(x, weight)
+    return Linear.apply(x, weight, bias)
+
+
+def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
+    """2-D convolution of ``x`` (N, C, H, W) with ``weight`` (O, C, KH, KW)."""
+    x_shape, w_shape = x.shape, weight.shape
+    if len(x_shape) != 4 or len(w_shape) != 4 or x_shape[1] != w_shape[1]:
+        raise ValueError(
+            f"conv2d: expected input (N, C, H, W) and weight (O, C, KH, KW) with the same "
+            f"C, got input {tuple(x_shape)} and weight {tuple(w_shape)}"
+        )
+    if stride < 1 or padding < 0:
+        raise ValueError(f"conv2d: need stride >= 1 and padding >= 0, got {stride}, {padding}")
+    if x_shape[2] + 2 * padding < w_shape[2] or x_shape[3] + 2 * padding < w_shape[3]:
+        raise ValueError(
+            f"conv2d: the {w_shape[2]}x{w_shape[3]} kernel is larger than the padded input "
+            f"{x_shape[2] + 2 * padding}x{x_shape[3] + 2 * padding}"
+        )
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d.apply(*inputs, stride=int(stride), padding=int(padding))
+
+
+def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
+    """Max pooling over ``kernel_size`` windows of ``x`` (N, C, H, W)."""
+    stride = kernel_size if stride is None else stride
+    if len(x.shape) != 4:
+        raise ValueError(f"max_pool2d: expected input (N, C, H, W), got shape {x.shape}")
+    if kernel_size < 1 or stride < 1 or kernel_size > min(x.shape[2:]):
+        raise ValueError(
+            f"max_pool2d: kernel_size {kernel_size} / stride {stride} do not fit an input "
+            f"of spatial size {x.shape[2:]}"
+        )
+    return MaxPool2d.apply(x, kernel_size=int(kernel_size), stride=int(stride))
+
+
+def flatten(x) -> Tensor:
+    """Reshape (N, ...) to (N, features)."""
+    return x.reshape(x.shape[0], -1)

@@ -1,0 +1,36 @@
+"""Datasets: MNIST (downloaded and verified), the offline mnist-5k, synthetic problems."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tinysparse.data.dataset import Dataset, batches, train_validation_split
+from tinysparse.data.idx import parse_idx, read_idx
+from tinysparse.data.mnist import MNIST_FILES, MNIST_MIRRORS, download, fetch_mnist, mnist
+from tinysparse.data.mnist5k import mnist_5k
+from tinysparse.data.storage import DataError, data_dir
+from tinysparse.data.synthetic import linear_teacher, spirals, xor
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "mnist": mnist,
+    "mnist-5k": mnist_5k,
+    "xor": xor,
+    "spirals": spirals,
+    "teacher": linear_teacher,
+}
+
+
+def load_dataset(name: str, **kwargs) -> Dataset:
+    """Load a dataset by name: one of :data:`DATASETS`."""
+    try:
+        loader = DATASETS[name]
+    except KeyError:
+        raise ValueError(f"dataset: unknown {name!r}; choose one of {sorted(DATASETS)}") from None
+    return loader(**kwargs)
+
+
+__all__ = [
+    "DATASETS", "DataError", "Dataset", "MNIST_FILES", "MNIST_MIRRORS", "batches", "data_dir",
+    "download", "fetch_mnist", "linear_teacher", "load_dataset", "mnist", "mnist_5k",
+    "parse_idx", "read_idx", "spirals", "train_validation_split", "xor",
+]

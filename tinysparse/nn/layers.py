@@ -1,0 +1,259 @@
+"""Layers: Linear, Conv2d, MaxPool2d, Flatten, Reshape, activations and Sequential."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinysparse.autograd import (
+    Tensor,
+    conv2d,
+    get_default_dtype,
+    linear,
+    max_pool2d,
+    relu,
+    sigmoid,
+    tanh,
+)
+from tinysparse.nn.init import as_generator, get_initializer
+from tinysparse.nn.module import Module, Parameter, build_from_spec
+
+
+class Linear(Module):
+    """Fully connected layer ``y = x Wᵀ + b`` with ``W`` of shape (out_features, in_features).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+        Whether to learn a bias (initialised to zero).
+    init : str
+        Weight initialiser: ``"glorot_normal"`` (default), ``"glorot_uniform"``,
+        ``"he_normal"`` or ``"he_uniform"``.
+    rng : np.random.Generator or int, optional
+        Randomness for the initialiser (an int is a seed).
+    dtype : numpy dtype, optional
+        Defaults to :func:`~tinysparse.autograd.get_default_dtype`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        init: str = "glorot_normal",
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(
+                f"Linear: in_features and out_features must be positive, got "
+                f"{in_features} and {out_features}"
+            )
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        dtype = dtype or get_default_dtype()
+        shape = (self.out_features, self.in_features)
+        self.weight = Parameter(get_initializer(init)(shape, as_generator(rng)), dtype=dtype)
+        self.bias = Parameter(np.zeros(self.out_features), dtype=dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"{self.describe()}: expected input of shape (N, {self.in_features}), got "
+                f"{x.shape}; the weight has shape {self.weight.shape}"
+            )
+        return linear(x, self.masked("weight"), self.bias)
+
+    def constructor_args(self) -> dict[str, Any]:
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias is not None,
+        }
+
+    def extra_repr_short(self) -> str:
+        return f" ({self.in_features} -> {self.out_features})"
+
+
+class Conv2d(Module):
+    """2-D convolution over (N, C, H, W) inputs, weight (out, in, k, k), through im2col.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size : int
+    stride, padding : int
+    bias, init, rng, dtype
+        As for :class:`Linear` (fans count the kernel's area).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+        init: str = "glorot_normal",
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        if min(in_channels, out_channels, kernel_size, stride) < 1 or padding < 0:
+            raise ValueError(
+                f"Conv2d: channels, kernel_size and stride must be positive and padding "
+                f">= 0, got in={in_channels}, out={out_channels}, k={kernel_size}, "
+                f"stride={stride}, padding={padding}"
+            )
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        dtype = dtype or get_default_dtype()
+        shape = (self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
+        self.weight = Parameter(get_initializer(init)(shape, as_generator(rng)), dtype=dtype)
+        self.bias = Parameter(np.zeros(self.out_channels), dtype=dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self.describe()}: expected input of shape (N, {self.in_channels}, H, W), "
+                f"got {x.shape}; the weight has shape {self.weight.shape}"
+            )
+        return conv2d(x, self.masked("weight"), self.bias, self.stride, self.padding)
+
+    def constructor_args(self) -> dict[str, Any]:
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "bias": self.bias is not None,
+        }
+
+    def extra_repr_short(self) -> str:
+        return f" ({self.in_channels} -> {self.out_channels}, {self.kernel_size}x{self.kernel_size})"
+
+
+class MaxPool2d(Module):
+    """Max pooling over ``kernel_size`` windows (stride defaults to the kernel size)."""
+
+    def __init__(self, kernel_size: int = 2, stride: int | None = None) -> None:
+        super().__init__()
+        self.kernel_size = int(kernel_size)
+        self.stride = self.kernel_size if stride is None else int(stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return max_pool2d(x, self.kernel_size, self.stride)
+
+    def constructor_args(self) -> dict[str, Any]:
+        return {"kernel_size": self.kernel_size, "stride": self.stride}
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1·d2·...)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], -1)
+
+
+class Reshape(Module):
+    """Reshape each example to ``shape``: e.g. (N, 784) or (N, 28, 28) -> (N, 1, 28, 28)."""
+
+    def __init__(self, *shape: int) -> None:
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        per_example = int(np.prod(self.shape))
+        if x.ndim == 0 or x.size != x.shape[0] * per_example:
+            raise ValueError(
+                f"{self.describe()}: expected N examples of {per_example} values each "
+                f"(shape (N, {', '.join(map(str, self.shape))}) or (N, {per_example})), "
+                f"got shape {x.shape}"
+            )
+        if x.shape[1:] == self.shape:
+            return x
+        return x.reshape((x.shape[0], *self.shape))
+
+    def constructor_args(self) -> dict[str, Any]:
+        return {"shape": list(self.shape)}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Reshape:
+        return cls(*spec["args"]["shape"])
+
+
+class ReLU(Module):
+    """max(x, 0)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return relu(x)
+
+
+class Tanh(Module):
+    """Hyperbolic tangent."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return tanh(x)
+
+
+class Sigmoid(Module):
+    """Logistic sigmoid."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return sigmoid(x)
+
+
+ACTIVATIONS: dict[str, type[Module]] = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+
+
+class Sequential(Module):
+    """Apply layers in order.
+
+    Layers are given positionally; each may be a module (named ``"0"``, ``"1"``, ...) or a
+    ``(name, module)`` pair, so that parameters get readable names such as ``fc1.weight``.
+
+    Examples
+    --------
+    >>> net = Sequential(("fc1", Linear(4, 8)), ("relu", ReLU()), ("fc2", Linear(8, 2)))
+    >>> [name for name, _ in net.named_parameters()]
+    ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias']
+    """
+
+    def __init__(self, *layers: Module | tuple[str, Module]) -> None:
+        super().__init__()
+        for index, layer in enumerate(layers):
+            name, module = layer if isinstance(layer, tuple) else (str(index), layer)
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential: layer {name!r} is not a Module: {module!r}")
+            if name in self._modules:
+                raise ValueError(f"Sequential: two layers are called {name!r}")
+            setattr(self, name, module)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def __getitem__(self, index: int | str) -> Module:
+        if isinstance(index, str):
+            return self._modules[index]
+        return list(self._modules.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "type": "Sequential",
+            "layers": [[name, module.spec()] for name, module in self._modules.items()],
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Sequential:
+        return cls(*[(name, build_from_spec(sub)) for name, sub in spec["layers"]])

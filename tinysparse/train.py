@@ -1,0 +1,268 @@
+"""Training and evaluation loops: ``fit`` and ``evaluate``.
+
+``fit`` runs mini-batch training with a seeded batch order, a tqdm progress bar (off with
+``quiet=True``), a history of loss and accuracy, optional validation every epoch (and
+every ``eval_every`` steps, which is how the lottery-ticket experiments find their
+early-stopping iteration) and early stopping with a patience.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tinysparse.autograd import Tensor, cross_entropy, mse_loss, no_grad
+from tinysparse.data.dataset import Dataset, batches, train_validation_split
+from tinysparse.nn.module import Module
+from tinysparse.optim import Optimizer, make_optimizer
+
+LossFunction = Callable[[Tensor, np.ndarray], Tensor]
+
+LOSSES: dict[str, LossFunction] = {
+    "cross_entropy": lambda output, target: cross_entropy(output, target),
+    "mse": lambda output, target: mse_loss(output, Tensor(target, dtype=output.dtype)),
+}
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class History:
+    """What happened during :func:`fit`.
+
+    ``epochs`` holds one record per epoch (``epoch``, ``step``, ``train_loss``,
+    ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``seconds``); ``evaluations`` one
+    per validation pass (``step``, ``val_loss``, ``val_accuracy``). ``best_step`` is the
+    step with the lowest validation loss (the early-stopping iteration).
+    """
+
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    best_step: int | None = None
+    best_val_loss: float = math.inf
+    best_val_accuracy: float | None = None
+    stopped_early: bool = False
+    steps: int = 0
+
+    def column(self, key: str) -> list[Any]:
+        """One value per epoch, e.g. ``history.column("train_loss")``."""
+        return [record.get(key) for record in self.epochs]
+
+    @property
+    def train_loss(self) -> list[float]:
+        return self.column("train_loss")
+
+    @property
+    def train_accuracy(self) -> list[float]:
+        return self.column("train_accuracy")
+
+    @property
+    def val_loss(self) -> list[float]:
+        return self.column("val_loss")
+
+    @property
+    def val_accuracy(self) -> list[float]:
+        return self.column("val_accuracy")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _loss_function(loss: str | LossFunction) -> LossFunction:
+    if callable(loss):
+        return loss
+    try:
+        return LOSSES[loss]
+    except KeyError:
+        raise ValueError(f"loss: unknown {loss!r}; choose one of {sorted(LOSSES)}") from None
+
+
+def _correct(output: np.ndarray, target: np.ndarray) -> int:
+    """Number of correct predictions (0 for regression targets)."""
+    if target.ndim != 1 or target.dtype.kind not in "iu":
+        return 0
+    return int(np.count_nonzero(output.argmax(axis=1) == target))
+
+
+def evaluate(
+    model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000,
+    loss: str | LossFunction = "cross_entropy",
+) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on (x, y), in evaluation mode, without a graph.
+
+    Returns
+    -------
+    dict
+        ``{"loss": ..., "accuracy": ...}`` (accuracy is a fraction in [0, 1]; 0 for
+        regression targets).
+    """
+    loss_fn = _loss_function(loss)
+    if len(x) == 0:
+        raise ValueError("evaluate: got an empty dataset")
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    try:
+        with no_grad():
+            for xb, yb in batches(x, y, batch_size, shuffle=False):
+                output = model(xb)
+                total_loss += float(loss_fn(output, yb).data) * len(xb)
+                correct += _correct(output.data, yb)
+    finally:
+        model.train(was_training)
+    return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
+
+
+def fit(
+    model: Module,
+    data: Dataset | tuple[np.ndarray, np.ndarray],
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    optimizer: str | Optimizer = "adam",
+    lr: float = 1e-3,
+    loss: str | LossFunction = "cross_entropy",
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    validation_split: float = 0.0,
+    patience: int | None = None,
+    restore_best: bool = True,
+    eval_every: int | None = None,
+    max_steps: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+    seed: int = 0,
+    quiet: bool = False,
+    desc: str = "train",
+) -> History:
+    """Train ``model`` with mini-batches and return its :class:`History`.
+
+    Parameters
+    ----------
+    model : Module
+    data : Dataset or (x, y)
+        Training data (a Dataset's training split; its test split is never used here).
+    epochs, batch_size : int
+    optimizer : "adam", "sgd" or an Optimizer
+        A name builds that optimiser with learning rate ``lr``.
+    lr : float
+    loss : "cross_entropy", "mse" or callable(output, target) -> scalar Tensor
+    validation : (x, y), optional
+        Data to validate on after every epoch.
+    validation_split : float
+        Alternatively, hold out this fraction of the training data (seeded).
+    patience : int, optional
+        Early stopping: stop when the validation loss has not improved for this many
+        epochs. With ``restore_best`` the best weights are put back.
+    eval_every : int, optional
+        Also validate every this many steps (records go to ``history.evaluations``).
+    max_steps : int, optional
+        Stop after this many optimiser steps.
+    on_step : callable(step), optional
+        Called after every optimiser step (gradual pruning uses it).
+    seed : int
+        Seeds the batch order (and the validation split).
+    quiet : bool
+        No progress bar.
+
+    Raises
+    ------
+    TrainingDiverged
+        When the loss becomes NaN or infinite.
+    """
+    x, y = data.train if isinstance(data, Dataset) else data
+    if validation_split:
+        (x, y), validation = train_validation_split(x, y, validation_split, seed)
+    if patience is not None and validation is None:
+        raise ValueError("patience: early stopping needs validation data "
+                         "(pass validation= or validation_split=)")
+    if epochs < 1:
+        raise ValueError(f"epochs: expected a positive integer, got {epochs}")
+    if isinstance(optimizer, str):
+        optimizer = make_optimizer(optimizer, model.parameters(), lr)
+    loss_fn = _loss_function(loss)
+    rng = np.random.default_rng(seed)
+    history = History()
+    best_state: dict[str, np.ndarray] | None = None
+    epochs_without_improvement = 0
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    total_steps = epochs * steps_per_epoch if max_steps is None else min(
+        max_steps, epochs * steps_per_epoch)
+
+    def validate() -> dict[str, float]:
+        nonlocal best_state
+        result = evaluate(model, *validation, loss=loss)
+        if result["loss"] < history.best_val_loss:
+            history.best_val_loss, history.best_step = result["loss"], history.steps
+            history.best_val_accuracy = result["accuracy"]
+            if restore_best and patience is not None:
+                best_state = model.state_dict()
+        return result
+
+    model.train()
+    with tqdm(total=total_steps, disable=quiet, desc=desc, unit="step", leave=False) as bar:
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            loss_sum, correct, seen = 0.0, 0, 0
+            improved_before = history.best_val_loss
+            for xb, yb in batches(x, y, batch_size, shuffle=True, rng=rng):
+                output = model(xb)
+                batch_loss = loss_fn(output, yb)
+                value = float(batch_loss.data)
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"training diverged: the loss became {value} at epoch {epoch}, step "
+                        f"{history.steps + 1} (learning rate {optimizer.lr}). Try a smaller "
+                        f"learning rate, or check the inputs for NaN/inf values."
+                    )
+                optimizer.zero_grad()
+                batch_loss.backward()
+                optimizer.step()
+                history.steps += 1
+                loss_sum += value * len(xb)
+                correct += _correct(output.data, yb)
+                seen += len(xb)
+                bar.update(1)
+                if on_step is not None:
+                    on_step(history.steps)
+                if validation is not None and eval_every and history.steps % eval_every == 0:
+                    result = validate()
+                    history.evaluations.append({"step": history.steps,
+                                                "val_loss": result["loss"],
+                                                "val_accuracy": result["accuracy"]})
+                if max_steps is not None and history.steps >= max_steps:
+                    break
+            record: dict[str, Any] = {
+                "epoch": epoch, "step": history.steps,
+                "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+            }
+            if validation is not None:
+                result = validate()
+                record["val_loss"], record["val_accuracy"] = result["loss"], result["accuracy"]
+                if not eval_every or history.steps % eval_every:
+                    history.evaluations.append({"step": history.steps,
+                                                "val_loss": result["loss"],
+                                                "val_accuracy": result["accuracy"]})
+            record["seconds"] = time.perf_counter() - started
+            history.epochs.append(record)
+            bar.set_postfix({k: round(v, 4) for k, v in record.items()
+                             if k in ("train_loss", "val_loss", "val_accuracy")})
+            if max_steps is not None and history.steps >= max_steps:
+                break
+            if patience is not None:
+                if history.best_val_loss < improved_before:
+                    epochs_without_improvement = 0
+                else:
+                    epochs_without_improvement += 1
+                    if epochs_without_improvement >= patience:
+                        history.stopped_early = True
+                        break
+    if best_state is not None:  # early stopping: keep the weights of the best epoch
+        model.load_state_dict(best_state)
+    return history
