@@ -53,8 +53,8 @@ class Optimizer:
             if p.mask is not None:
                 keep = p.mask.as_float(p.dtype)
                 p.data *= keep
-                for buffer in state.values():
-                    if isinstance(buffer, np.ndarray) and buffer.shape == p.shape:
+                for key, buffer in state.items():
+                    if key != "scratch" and isinstance(buffer, np.ndarray):
                         buffer *= keep
 
     def update(self, p: Parameter, grad: np.ndarray, state: dict) -> None:
@@ -103,7 +103,12 @@ class SGD(Optimizer):
                 velocity *= self.momentum
                 velocity += grad
             grad = grad + self.momentum * velocity if self.nesterov else velocity
-        p.data -= self.lr * grad
+        # w ← w − η g, through a reused scratch buffer (no allocation on the hot path)
+        step = state.get("scratch")
+        if step is None or step.dtype != p.dtype:
+            step = state["scratch"] = np.empty_like(p.data)
+        np.multiply(grad, self.lr, out=step)
+        p.data -= step
 
 
 class Adam(Optimizer):

@@ -85,44 +85,45 @@ class LogSoftmax(Function):
 
 
 class CrossEntropy(Function):
-    """Mean cross-entropy between ``softmax(logits / T)`` and the targets, fused.
+    """Cross-entropy between ``softmax(logits / T)`` and the targets, fused.
 
     Targets are class indices (shape ``(N,)``) or probability rows (shape ``(N, K)``,
-    "soft targets" for distillation). The fused backward is the classic
-    ``(softmax(z/T) - target) / (T N)``.
+    "soft targets" for distillation). With p = softmax(z/T) and target rows t, the loss of
+    row n is ``-Σ_k t_nk log p_nk`` and the fused backward is the classic
+    ``dL/dz = (p - t) / (T N)`` (for the mean over N rows).
     """
 
     def forward(self, logits, targets=None, temperature=1.0, reduction="mean"):
-        self.temperature, self.reduction = temperature, reduction
-        n, k = logits.shape
-        log_p = _log_softmax(logits / temperature, axis=1)
-        self.log_p = log_p
-        if targets.ndim == 1:
-            self.labels, self.soft = targets, None
-            per_example = -log_p[np.arange(n), targets]
+        self.temperature, self.reduction, self.targets = temperature, reduction, targets
+        n = logits.shape[0]
+        z = logits if temperature == 1.0 else logits / temperature
+        shifted = z - z.max(axis=1, keepdims=True)  # so that exp never overflows
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        self.softmax = exp / total
+        log_total = np.log(total)
+        if targets.ndim == 1:  # log p_{n, y_n} = shifted_{n, y_n} - log Σ_k exp(shifted_nk)
+            self.rows = np.arange(n)
+            per_example = log_total[:, 0] - shifted[self.rows, targets]
         else:
-            self.labels, self.soft = None, targets
-            per_example = -(targets * log_p).sum(axis=1)
-        if reduction == "mean":
-            return np.asarray(per_example.mean(), dtype=logits.dtype)
-        if reduction == "sum":
-            return np.asarray(per_example.sum(), dtype=logits.dtype)
-        return per_example.astype(logits.dtype, copy=False)
+            per_example = -((shifted - log_total) * targets).sum(axis=1)
+        if reduction == "none":
+            return per_example.astype(logits.dtype, copy=False)
+        loss = per_example.sum() / (n if reduction == "mean" else 1)
+        return np.asarray(loss, dtype=logits.dtype)
 
     def backward(self, grad):
-        n = self.log_p.shape[0]
-        dz = np.exp(self.log_p)  # softmax(z/T)
-        if self.soft is None:
-            dz[np.arange(n), self.labels] -= 1  # p - onehot(y)
+        dz = self.softmax.copy()
+        if self.targets.ndim == 1:
+            dz[self.rows, self.targets] -= 1  # p - onehot(y)
         else:
-            dz -= self.soft  # p - q
+            dz -= self.targets  # p - t
+        n = dz.shape[0]
         if self.reduction == "none":
-            dz *= grad[:, None]
+            dz *= grad[:, None] / self.temperature
         else:
-            dz *= grad
-        if self.reduction == "mean":
-            dz /= n
-        return (dz / self.temperature if self.temperature != 1.0 else dz,)
+            dz *= grad / (self.temperature * (n if self.reduction == "mean" else 1))
+        return (dz,)
 
 
 class MSELoss(Function):
@@ -179,26 +180,26 @@ class Conv2d(Function):
         self.x_shape, self.weight = x.shape, weight
         self.stride, self.padding = stride, padding
         out_channels, _, kh, kw = weight.shape
-        # cols: (N·OH·OW, C·KH·KW), one row per output position
+        # cols: (C·KH·KW, N·OH·OW), one column per output position
         self.cols, (oh, ow) = _im2col.im2col(x, kh, kw, stride, padding)
-        out = self.cols @ weight.reshape(out_channels, -1).T  # (N·OH·OW, O)
+        out = weight.reshape(out_channels, -1) @ self.cols  # (O, N·OH·OW)
         if bias is not None:
-            out += bias
-        n = x.shape[0]
-        return np.ascontiguousarray(out.reshape(n, oh, ow, out_channels).transpose(0, 3, 1, 2))
+            out += bias[:, None]
+        out = out.reshape(out_channels, x.shape[0], oh, ow)
+        return np.ascontiguousarray(out.transpose(1, 0, 2, 3))  # (N, O, OH, OW)
 
     def backward(self, grad):
         out_channels = self.weight.shape[0]
-        # back to one row per output position: (N·OH·OW, O)
-        grad_rows = grad.transpose(0, 2, 3, 1).reshape(-1, out_channels)
+        # one column per output position again: (O, N·OH·OW)
+        grad_columns = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(out_channels, -1)
         grad_x = grad_weight = grad_bias = None
         if self.needs_grad[1]:
-            # dW = Σ_positions g · patch   (weights are shared: sum over every position)
-            grad_weight = (grad_rows.T @ self.cols).reshape(self.weight.shape)
+            # dW = Σ_positions g · patch   (the weights are shared: sum over every position)
+            grad_weight = (grad_columns @ self.cols.T).reshape(self.weight.shape)
         if len(self.needs_grad) == 3 and self.needs_grad[2]:
-            grad_bias = grad_rows.sum(axis=0)
+            grad_bias = grad_columns.sum(axis=1)
         if self.needs_grad[0]:
-            grad_cols = grad_rows @ self.weight.reshape(out_channels, -1)
+            grad_cols = self.weight.reshape(out_channels, -1).T @ grad_columns
             _, _, kh, kw = self.weight.shape
             grad_x = _im2col.col2im(grad_cols, self.x_shape, kh, kw, self.stride, self.padding)
         return grad_x, grad_weight, grad_bias

@@ -384,17 +384,14 @@ class Function:
     def apply(cls, *inputs: Any, **options: Any) -> Tensor:
         """Run the op on tensors (or arrays/numbers) and, if needed, record it in the graph."""
         fn = cls()
-        tensors = tuple(_to_tensor(x, inputs) for x in inputs)
-        output = fn.forward(*(t.data for t in tensors), **options)
+        tensors = tuple(x if isinstance(x, Tensor) else _to_tensor(x, inputs) for x in inputs)
         out = Tensor.__new__(Tensor)
-        out.data = output
-        out.grad = None
-        out.name = None
-        out._ctx = None
+        out.data = fn.forward(*[t.data for t in tensors], **options)
+        out.grad = out.name = out._ctx = None
         out.requires_grad = False
         if _GRAD_ENABLED:
-            needs_grad = tuple(t.requires_grad for t in tensors)
-            if any(needs_grad):
+            needs_grad = tuple([t.requires_grad for t in tensors])
+            if True in needs_grad:
                 fn.inputs = tensors
                 fn.needs_grad = needs_grad
                 out.requires_grad = True

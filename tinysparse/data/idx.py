@@ -54,7 +54,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise DataError(f"{path}: cannot read the file ({error}); delete it to download again")
+        raise DataError(f"{path}: cannot read the file ({error}); delete it to download again") \
+            from error
     return parse_idx(raw, str(path))
 
 

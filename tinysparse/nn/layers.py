@@ -133,7 +133,8 @@ class Conv2d(Module):
         }
 
     def extra_repr_short(self) -> str:
-        return f" ({self.in_channels} -> {self.out_channels}, {self.kernel_size}x{self.kernel_size})"
+        k = self.kernel_size
+        return f" ({self.in_channels} -> {self.out_channels}, {k}x{k})"
 
 
 class MaxPool2d(Module):

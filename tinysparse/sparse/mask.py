@@ -103,7 +103,9 @@ class Mask:
     def check_shape(self, shape: tuple[int, ...], what: str = "parameter") -> None:
         """Raise a clear error when this mask does not fit a parameter of ``shape``."""
         if tuple(shape) != self.shape:
-            raise ValueError(f"mask of shape {self.shape} does not fit {what} of shape {tuple(shape)}")
+            raise ValueError(
+                f"mask of shape {self.shape} does not fit {what} of shape {tuple(shape)}"
+            )
 
     def __and__(self, other: Mask) -> Mask:
         """Keep only what both masks keep (successive prunes only ever add zeros)."""

@@ -1,0 +1,241 @@
+"""One training step (forward, backward, SGD-with-momentum update) at batch 128.
+
+Compares, in one process and interleaved:
+
+* ``tinysparse`` — the framework (autograd graph, modules, optimiser);
+* ``numpy-handwritten`` — a minimal hand-written NumPy forward/backward for the same
+  network: the floor any NumPy framework can hope for;
+* ``torch`` — PyTorch on the CPU, when installed.
+
+Usage::
+
+    python benchmarks/train_step.py            # table
+    python benchmarks/train_step.py --json     # records (see ../shared/DESIGN.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np  # noqa: E402
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
+
+import tinysparse as ts  # first: configures BLAS/OpenMP threads before NumPy loads
+from tinysparse.benchmarking import (  # noqa: E402
+    machine_description,
+    make_records,
+    print_records,
+    ratio_table,
+    time_interleaved,
+)
+
+LR, MOMENTUM = 0.01, 0.9
+
+
+# ---------------------------------------------------------------- tinysparse
+def tinysparse_step(model, x, y):
+    optimizer = ts.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def step():
+        loss = ts.autograd.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+# ---------------------------------------------------------------- hand-written NumPy
+class HandwrittenMLP:
+    """784-300-100-10 ReLU MLP, forward and backward written out by hand."""
+
+    def __init__(self, weights):
+        self.params = [w.copy() for w in weights]  # W1, b1, W2, b2, W3, b3
+        self.velocity = [np.zeros_like(p) for p in self.params]
+
+    def step(self, x, y):
+        w1, b1, w2, b2, w3, b3 = self.params
+        x = x.reshape(len(x), -1)
+        h1 = np.maximum(x @ w1.T + b1, 0)
+        h2 = np.maximum(h1 @ w2.T + b2, 0)
+        z = h2 @ w3.T + b3
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(len(y)), y] -= 1
+        dz = p / len(y)
+        grads = [None] * 6
+        grads[4], grads[5] = dz.T @ h2, dz.sum(0)
+        dh2 = (dz @ w3) * (h2 > 0)
+        grads[2], grads[3] = dh2.T @ h1, dh2.sum(0)
+        dh1 = (dh2 @ w2) * (h1 > 0)
+        grads[0], grads[1] = dh1.T @ x, dh1.sum(0)
+        sgd_momentum(self.params, self.velocity, grads)
+
+
+class HandwrittenLeNet5:
+    """conv(6,5x5,pad 2)-pool-conv(16,5x5)-pool-120-84-10 with im2col, by hand."""
+
+    def __init__(self, weights):
+        self.params = [w.copy() for w in weights]  # c1w c1b c2w c2b f1w f1b f2w f2b f3w f3b
+        self.velocity = [np.zeros_like(p) for p in self.params]
+
+    @staticmethod
+    def conv_forward(x, w, b, pad):
+        n, c, h, wd = x.shape
+        o, _, k, _ = w.shape
+        if pad:
+            x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        oh, ow = x.shape[2] - k + 1, x.shape[3] - k + 1
+        cols = sliding_window_view(x, (k, k), axis=(2, 3)).transpose(0, 2, 3, 1, 4, 5)
+        cols = cols.reshape(n * oh * ow, c * k * k)
+        out = cols @ w.reshape(o, -1).T + b
+        return out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2), cols
+
+    @staticmethod
+    def conv_backward(grad, cols, x_shape, w, pad, need_dx):
+        n, c, h, wd = x_shape
+        o, _, k, _ = w.shape
+        g = grad.transpose(0, 2, 3, 1).reshape(-1, o)
+        dw = (g.T @ cols).reshape(w.shape)
+        db = g.sum(0)
+        if not need_dx:
+            return None, dw, db
+        dcols = (g @ w.reshape(o, -1)).reshape(n, h + 2 * pad - k + 1, wd + 2 * pad - k + 1,
+                                               c, k, k)
+        oh, ow = dcols.shape[1:3]
+        dx = np.zeros((n, c, h + 2 * pad, wd + 2 * pad), dtype=grad.dtype)
+        for u in range(k):
+            for v in range(k):
+                dx[:, :, u:u + oh, v:v + ow] += dcols[:, :, :, :, u, v].transpose(0, 3, 1, 2)
+        return dx[:, :, pad:pad + h, pad:pad + wd], dw, db
+
+    @staticmethod
+    def pool_forward(x):
+        n, c, h, w = x.shape
+        windows = x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5)
+        windows = windows.reshape(n, c, h // 2, w // 2, 4)
+        arg = windows.argmax(-1)
+        return np.take_along_axis(windows, arg[..., None], -1)[..., 0], arg
+
+    @staticmethod
+    def pool_backward(grad, arg, x_shape):
+        n, c, h, w = x_shape
+        onehot = (arg[..., None] == np.arange(4)) * grad[..., None]
+        return onehot.reshape(n, c, h // 2, w // 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(
+            x_shape)
+
+    def step(self, x, y):
+        c1w, c1b, c2w, c2b, f1w, f1b, f2w, f2b, f3w, f3b = self.params
+        x = x.reshape(len(x), 1, 28, 28)
+        a1, cols1 = self.conv_forward(x, c1w, c1b, 2)
+        r1 = np.maximum(a1, 0)
+        p1, arg1 = self.pool_forward(r1)
+        a2, cols2 = self.conv_forward(p1, c2w, c2b, 0)
+        r2 = np.maximum(a2, 0)
+        p2, arg2 = self.pool_forward(r2)
+        flat = p2.reshape(len(x), -1)
+        h1 = np.maximum(flat @ f1w.T + f1b, 0)
+        h2 = np.maximum(h1 @ f2w.T + f2b, 0)
+        z = h2 @ f3w.T + f3b
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(len(y)), y] -= 1
+        dz = p / len(y)
+        grads = [None] * 10
+        grads[8], grads[9] = dz.T @ h2, dz.sum(0)
+        dh2 = (dz @ f3w) * (h2 > 0)
+        grads[6], grads[7] = dh2.T @ h1, dh2.sum(0)
+        dh1 = (dh2 @ f2w) * (h1 > 0)
+        grads[4], grads[5] = dh1.T @ flat, dh1.sum(0)
+        dp2 = (dh1 @ f1w).reshape(p2.shape)
+        dr2 = self.pool_backward(dp2, arg2, r2.shape) * (r2 > 0)
+        dp1, grads[2], grads[3] = self.conv_backward(dr2, cols2, p1.shape, c2w, 0, True)
+        dr1 = self.pool_backward(dp1, arg1, r1.shape) * (r1 > 0)
+        _, grads[0], grads[1] = self.conv_backward(dr1, cols1, x.shape, c1w, 2, False)
+        sgd_momentum(self.params, self.velocity, grads)
+
+
+def sgd_momentum(params, velocity, grads):
+    for p, v, g in zip(params, velocity, grads):
+        v *= MOMENTUM
+        v += g
+        p -= LR * v
+
+
+# ---------------------------------------------------------------- PyTorch
+def torch_step(model_name, weights, x, y):
+    import torch
+
+    layers = {
+        "lenet300": lambda: torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(784, 300), torch.nn.ReLU(),
+            torch.nn.Linear(300, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10)),
+        "lenet5": lambda: torch.nn.Sequential(
+            torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Linear(400, 120), torch.nn.ReLU(),
+            torch.nn.Linear(120, 84), torch.nn.ReLU(), torch.nn.Linear(84, 10)),
+    }
+    model = layers[model_name]()
+    with torch.no_grad():
+        for p, w in zip(model.parameters(), weights):
+            p.copy_(torch.from_numpy(w))
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        loss = loss_fn(model(tx), ty)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- main
+def run(models=("lenet300", "lenet5"), batch=128, repeats=50, use_torch=True, seed=0):
+    data = ts.load_dataset("mnist-5k")
+    x, y = data.x_train[:batch], data.y_train[:batch]
+    records = []
+    for name in models:
+        model = ts.build_model(name, seed=seed)
+        weights = [p.data.copy() for p in model.parameters()]
+        handwritten = (HandwrittenMLP if name == "lenet300" else HandwrittenLeNet5)(weights)
+        implementations = {
+            "tinysparse": tinysparse_step(model, x, y),
+            "numpy-handwritten": lambda h=handwritten: h.step(x, y),
+        }
+        if use_torch and torch_available():
+            implementations["torch"] = torch_step(name, weights, x, y)
+        timings = time_interleaved(implementations, repeats=repeats, warmup=5, block=10)
+        records += make_records("train_step", {"model": name, "batch": batch,
+                                               "sparsity": 0.0, "dtype": "float32"}, timings)
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print JSON records")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--no-torch", action="store_true")
+    args = parser.parse_args()
+    records = run(batch=args.batch, repeats=args.repeats, use_torch=not args.no_torch)
+    text = (f"training step, batch {args.batch}, SGD with momentum — {machine_description()}\n\n"
+            + ratio_table(records, ["model", "batch"], baseline="numpy-handwritten"))
+    print_records(records, args.json, text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The ``tinysparse`` command: ``demo``, ``train`` (more subcommands as features land).
+
+Every subcommand prints a human-readable table by default and exactly one JSON object
+with ``--json`` (snake_case keys; accuracies are fractions in [0, 1]). Wrong arguments
+get a one-line error and exit status 2; errors while running (missing data, a diverging
+run) a one-line error and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import tinysparse as ts
+from tinysparse.data import DataError
+from tinysparse.io import ModelFileError
+from tinysparse.nn import MODELS
+from tinysparse.optim import OPTIMIZERS
+from tinysparse.tables import format_table
+from tinysparse.train import TrainingDiverged
+
+IMAGE_DATASETS = ("mnist", "mnist-5k")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage dump, no traceback)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") \
+            from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive layer sizes, got {text!r}")
+    return sizes
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, epochs: int = 20) -> None:
+    """The options every command that trains a model shares."""
+    parser.add_argument("--model", default="lenet300", choices=sorted(MODELS),
+                        help="network to train (default: lenet300)")
+    parser.add_argument("--hidden", type=_sizes, default=[300, 100],
+                        help="hidden layer sizes for --model mlp, e.g. 300,100")
+    parser.add_argument("--dataset", default="mnist-5k", choices=IMAGE_DATASETS,
+                        help="mnist-5k ships with the package (offline); mnist downloads "
+                             "the full 60k/10k set")
+    parser.add_argument("--epochs", type=_positive_int, default=epochs)
+    parser.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
+    parser.add_argument("--batch-size", type=_positive_int, default=64)
+    parser.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights and batch order")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_model_from_args(args: argparse.Namespace) -> ts.nn.Sequential:
+    if args.model == "mlp":
+        return ts.nn.mlp([784, *args.hidden, 10], seed=args.seed)
+    return ts.build_model(args.model, seed=args.seed)
+
+
+def train_from_args(args: argparse.Namespace, model=None, data=None) -> tuple[Any, Any, Any]:
+    """Build (or take) the model and data, train, return (model, data, history)."""
+    data = data or ts.load_dataset(args.dataset, **(
+        {"progress": not args.quiet} if args.dataset == "mnist" else {}))
+    model = model or build_model_from_args(args)
+    history = ts.fit(
+        model, data, epochs=args.epochs, batch_size=args.batch_size,
+        optimizer=args.optimizer, lr=args.lr, seed=args.seed, quiet=args.quiet or args.json,
+        desc=f"train {args.model}",
+    )
+    return model, data, history
+
+
+def emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
+    """Print the JSON object or the human-readable text."""
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(text)
+
+
+# ---------------------------------------------------------------- train
+def run_train(args: argparse.Namespace) -> int:
+    model, data, history = train_from_args(args)
+    test = ts.evaluate(model, *data.test)
+    result: dict[str, Any] = {
+        "command": "train",
+        "model": args.model,
+        "dataset": args.dataset,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "parameters": model.num_parameters(),
+        "train_loss": history.train_loss[-1],
+        "train_accuracy": history.train_accuracy[-1],
+        "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+        "history": [{k: r[k] for k in ("epoch", "train_loss", "train_accuracy")}
+                    for r in history.epochs],
+    }
+    if args.save:
+        path = ts.save(model, args.save, metadata={"test_accuracy": test["accuracy"],
+                                                   "dataset": args.dataset})
+        result["saved_to"] = str(path)
+    rows = [[r["epoch"], r["train_loss"], r["train_accuracy"]] for r in history.epochs]
+    text = (
+        f"{args.model} on {args.dataset}: {result['parameters']:,} parameters, "
+        f"{args.optimizer} lr={args.lr}, batch {args.batch_size}, seed {args.seed}\n\n"
+        + format_table(rows, ["epoch", "train loss", "train accuracy"])
+        + f"\n\ntest accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f})"
+        + (f"\nsaved to {result['saved_to']}" if args.save else "")
+    )
+    emit(args, result, text)
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+def run_demo(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    args.model, args.hidden, args.dataset = "lenet300", [300, 100], "mnist-5k"
+    args.batch_size, args.optimizer, args.lr = 64, "adam", 1e-3
+    model, data, history = train_from_args(args)
+    test = ts.evaluate(model, *data.test)
+    steps = [{
+        "step": "train dense",
+        "test_accuracy": test["accuracy"],
+        "parameters": model.num_parameters(),
+        "nonzero_parameters": sum(int((p.data != 0).sum()) for p in model.parameters()),
+    }]
+    result = {
+        "command": "demo",
+        "model": "lenet300",
+        "dataset": "mnist-5k",
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "test_accuracy": test["accuracy"],
+        "steps": steps,
+    }
+    text = (
+        "tinysparse demo: LeNet-300-100 on mnist-5k (4,000 train / 1,000 test real MNIST "
+        "digits)\n\n"
+        + format_table(steps, ["step", "test_accuracy", "parameters", "nonzero_parameters"])
+        + f"\n\nfinished in {time.perf_counter() - started:.1f} s"
+    )
+    emit(args, result, text)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="tinysparse",
+        description="Learn and teach neural-network compression, from scratch in NumPy.",
+    )
+    parser.add_argument("--version", action="version", version=f"tinysparse {ts.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    commands.required = True
+
+    demo = commands.add_parser("demo", help="train LeNet-300-100 on the offline digits and report")
+    demo.add_argument("--epochs", type=_positive_int, default=10)
+    demo.add_argument("--seed", type=int, default=0)
+    add_output_arguments(demo)
+    demo.set_defaults(handler=run_demo)
+
+    train = commands.add_parser("train", help="train a model and report its test accuracy")
+    add_training_arguments(train)
+    train.add_argument("--save", metavar="PATH", help="save the trained model (.npz)")
+    add_output_arguments(train)
+    train.set_defaults(handler=run_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tinysparse`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, KeyError, DataError, ModelFileError, TrainingDiverged, OSError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"tinysparse {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tinysparse: interrupted", file=sys.stderr)
+        return 130
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())
