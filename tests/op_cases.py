@@ -1,0 +1,136 @@
+"""Every differentiable op, with inputs and its PyTorch twin.
+
+The same table drives the finite-difference gradient checks (``test_gradcheck.py``) and
+the PyTorch oracle (``test_torch_oracle.py``), so no op can be added to one and forgotten
+in the other. ``ours`` takes tinysparse tensors; ``theirs`` takes torch tensors and the
+``torch`` module; ``inputs`` builds float64 NumPy arrays from a Generator (integer arrays
+such as labels are passed through without gradients).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import tinysparse.autograd as A
+
+
+@dataclass
+class OpCase:
+    name: str
+    ours: Callable[..., Any]
+    theirs: Callable[..., Any]
+    inputs: Callable[[np.random.Generator], list[np.ndarray]]
+
+
+def normal(*shape):
+    return lambda rng: rng.standard_normal(shape)
+
+
+def positive(*shape):
+    return lambda rng: rng.uniform(0.5, 2.0, shape)
+
+
+def distinct(*shape):
+    """Values with no ties (max and max-pool are not differentiable at ties)."""
+    return lambda rng: (rng.permutation(np.prod(shape)).reshape(shape) + 0.5) / 7.0 - 1.0
+
+
+def both(*makers):
+    return lambda rng: [make(rng) for make in makers]
+
+
+LABELS = np.array([0, 2, 1, 4, 3, 2])
+SOFT_TARGETS_SEED = 7
+
+
+def soft_targets(rng):
+    return np.random.default_rng(SOFT_TARGETS_SEED).dirichlet(np.ones(5), size=6)
+
+
+CASES = [
+    # arithmetic, with broadcasting in both directions
+    OpCase("add", lambda a, b: a + b, lambda t, a, b: a + b,
+           both(normal(3, 1, 4), normal(2, 1))),
+    OpCase("sub", lambda a, b: a - b, lambda t, a, b: a - b,
+           both(normal(3, 4), normal(1, 4))),
+    OpCase("mul", lambda a, b: a * b, lambda t, a, b: a * b,
+           both(normal(2, 3, 1), normal(3, 5))),
+    OpCase("div", lambda a, b: a / b, lambda t, a, b: a / b,
+           both(normal(4, 3), positive(3))),
+    OpCase("neg", lambda a: -a, lambda t, a: -a, both(normal(3, 4))),
+    OpCase("pow_scalar", lambda a: a**3, lambda t, a: a**3, both(normal(3, 4))),
+    OpCase("pow_tensor", lambda a, b: a**b, lambda t, a, b: a**b,
+           both(positive(3, 4), normal(3, 4))),
+    OpCase("matmul", lambda a, b: a @ b, lambda t, a, b: a @ b,
+           both(normal(3, 4), normal(4, 5))),
+    OpCase("matmul_batched", lambda a, b: a @ b, lambda t, a, b: a @ b,
+           both(normal(2, 3, 4), normal(4, 5))),
+    # reductions
+    OpCase("sum_all", lambda a: a.sum(), lambda t, a: a.sum(), both(normal(3, 4))),
+    OpCase("sum_axis", lambda a: a.sum(axis=1, keepdims=True),
+           lambda t, a: a.sum(dim=1, keepdim=True), both(normal(3, 4, 2))),
+    OpCase("mean", lambda a: a.mean(axis=(0, 2)), lambda t, a: a.mean(dim=(0, 2)),
+           both(normal(3, 4, 2))),
+    OpCase("max", lambda a: a.max(axis=1), lambda t, a: t.amax(a, dim=1),
+           both(distinct(3, 5))),
+    # shapes and indexing
+    OpCase("reshape", lambda a: a.reshape(6, 2) * 1.5, lambda t, a: a.reshape(6, 2) * 1.5,
+           both(normal(3, 4))),
+    OpCase("transpose", lambda a: a.transpose(2, 0, 1), lambda t, a: a.permute(2, 0, 1),
+           both(normal(2, 3, 4))),
+    OpCase("getitem_slice", lambda a: a[1:, ::2], lambda t, a: a[1:, ::2],
+           both(normal(4, 5))),
+    OpCase("getitem_repeated", lambda a: a[np.array([0, 2, 0])],
+           lambda t, a: a[t.tensor([0, 2, 0])], both(normal(4, 3))),
+    # elementwise functions
+    OpCase("exp", lambda a: a.exp(), lambda t, a: a.exp(), both(normal(3, 4))),
+    OpCase("log", lambda a: a.log(), lambda t, a: a.log(), both(positive(3, 4))),
+    OpCase("relu", A.relu, lambda t, a: t.relu(a), both(distinct(3, 4))),
+    OpCase("tanh", A.tanh, lambda t, a: t.tanh(a), both(normal(3, 4))),
+    OpCase("sigmoid", A.sigmoid, lambda t, a: t.sigmoid(a), both(normal(3, 4))),
+    # softmax family, with temperature
+    OpCase("softmax", lambda a: A.softmax(a, axis=1, temperature=2.0),
+           lambda t, a: t.softmax(a / 2.0, dim=1), both(normal(4, 5))),
+    OpCase("log_softmax", lambda a: A.log_softmax(a, axis=-1, temperature=0.5),
+           lambda t, a: t.log_softmax(a / 0.5, dim=-1), both(normal(4, 5))),
+    OpCase("cross_entropy", lambda a: A.cross_entropy(a, LABELS),
+           lambda t, a: t.nn.functional.cross_entropy(a, t.tensor(LABELS)),
+           both(normal(6, 5))),
+    OpCase("cross_entropy_temperature", lambda a: A.cross_entropy(a, LABELS, temperature=3.0),
+           lambda t, a: t.nn.functional.cross_entropy(a / 3.0, t.tensor(LABELS)),
+           both(normal(6, 5))),
+    OpCase("cross_entropy_soft", lambda a: A.cross_entropy(a, soft_targets(None), 2.0),
+           lambda t, a: t.nn.functional.cross_entropy(
+               a / 2.0, t.tensor(soft_targets(None))),
+           both(normal(6, 5))),
+    OpCase("cross_entropy_none", lambda a: A.cross_entropy(a, LABELS, reduction="none"),
+           lambda t, a: t.nn.functional.cross_entropy(a, t.tensor(LABELS), reduction="none"),
+           both(normal(6, 5))),
+    OpCase("mse_loss", A.mse_loss, lambda t, a, b: t.nn.functional.mse_loss(a, b),
+           both(normal(4, 3), normal(4, 3))),
+    # layers
+    OpCase("linear", A.linear, lambda t, x, w, b: t.nn.functional.linear(x, w, b),
+           both(normal(5, 4), normal(3, 4), normal(3))),
+    OpCase("conv2d", lambda x, w, b: A.conv2d(x, w, b, stride=1, padding=0),
+           lambda t, x, w, b: t.nn.functional.conv2d(x, w, b),
+           both(normal(2, 3, 6, 6), normal(4, 3, 3, 3), normal(4))),
+    OpCase("conv2d_stride_padding", lambda x, w, b: A.conv2d(x, w, b, stride=2, padding=1),
+           lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride=2, padding=1),
+           both(normal(2, 2, 7, 7), normal(3, 2, 3, 3), normal(3))),
+    OpCase("conv2d_no_bias", lambda x, w: A.conv2d(x, w, padding=2),
+           lambda t, x, w: t.nn.functional.conv2d(x, w, padding=2),
+           both(normal(1, 1, 5, 5), normal(2, 1, 5, 5))),
+    OpCase("max_pool2d", lambda x: A.max_pool2d(x, 2),
+           lambda t, x: t.nn.functional.max_pool2d(x, 2), both(distinct(2, 3, 6, 6))),
+    OpCase("max_pool2d_overlapping", lambda x: A.max_pool2d(x, 3, stride=2),
+           lambda t, x: t.nn.functional.max_pool2d(x, 3, stride=2),
+           both(distinct(2, 2, 7, 7))),
+    OpCase("flatten", lambda x: A.flatten(x) * 2.0, lambda t, x: t.flatten(x, 1) * 2.0,
+           both(normal(2, 3, 2, 2))),
+]
+
+CASE_IDS = [case.name for case in CASES]

@@ -1,0 +1,93 @@
+"""fit / evaluate: learning, history, early stopping, divergence, determinism."""
+
+import numpy as np
+import pytest
+
+import tinysparse as ts
+from tinysparse.data import spirals
+
+
+def test_fit_learns_spirals_and_records_history():
+    data = spirals(n_per_class=100, seed=0)
+    model = ts.nn.mlp([2, 32, 32, 2], flatten=False, seed=0)
+    before = ts.evaluate(model, *data.test)
+    history = ts.fit(model, data, epochs=60, batch_size=32, lr=0.01, seed=0, quiet=True,
+                     validation=data.test)
+    after = ts.evaluate(model, *data.test)
+    assert after["accuracy"] > 0.9 > before["accuracy"]
+    assert len(history.epochs) == 60 and history.steps == 60 * 5
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert history.best_step is not None and len(history.evaluations) == 60
+
+
+def test_same_seed_gives_bit_identical_weights(mnist5k):
+    small = (mnist5k.x_train[:512], mnist5k.y_train[:512])
+    runs = []
+    for _ in range(2):
+        model = ts.nn.lenet5(seed=1)
+        ts.fit(model, small, epochs=1, batch_size=64, seed=7, quiet=True)
+        runs.append(model.state_dict())
+    for name in runs[0]:
+        assert np.array_equal(runs[0][name], runs[1][name]), name
+    other = ts.nn.lenet5(seed=1)
+    ts.fit(other, small, epochs=1, batch_size=64, seed=8, quiet=True)
+    assert not np.array_equal(other.state_dict()["fc1.weight"], runs[0]["fc1.weight"])
+
+
+def test_nan_loss_stops_training_with_a_clear_message():
+    x = np.ones((8, 2), dtype=np.float32)
+    x[3, 0] = np.nan
+    model = ts.nn.mlp([2, 3, 2], flatten=False)
+    with pytest.raises(ts.TrainingDiverged, match="loss became nan.*learning rate"):
+        ts.fit(model, (x, np.zeros(8, dtype=np.int64)), epochs=1, batch_size=8, quiet=True)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_huge_learning_rate_diverges_clearly():
+    data = spirals(n_per_class=50, seed=0)
+    model = ts.nn.mlp([2, 16, 2], flatten=False)
+    with pytest.raises(ts.TrainingDiverged, match="smaller"):
+        ts.fit(model, data, epochs=50, optimizer="sgd", lr=1e12, quiet=True)
+
+
+def test_early_stopping_restores_the_best_weights():
+    data = spirals(n_per_class=60, seed=0, noise=0.6)
+    model = ts.nn.mlp([2, 64, 64, 2], flatten=False, seed=0)
+    history = ts.fit(model, data, epochs=300, lr=0.02, batch_size=16, validation_split=0.3,
+                     patience=5, seed=0, quiet=True)
+    assert history.stopped_early and len(history.epochs) < 300
+    (_, _), validation = ts.data.train_validation_split(*data.train, 0.3, seed=0)
+    restored = ts.evaluate(model, *validation)
+    assert restored["loss"] == pytest.approx(history.best_val_loss, rel=1e-5)
+
+
+def test_eval_every_and_max_steps():
+    data = spirals(n_per_class=50, seed=0)
+    model = ts.nn.mlp([2, 8, 2], flatten=False)
+    seen = []
+    history = ts.fit(model, data, epochs=10, batch_size=10, validation=data.test,
+                     eval_every=3, max_steps=20, on_step=seen.append, quiet=True)
+    assert history.steps == 20 and seen == list(range(1, 21))
+    steps_per_epoch = 8  # 75 training points in batches of 10
+    expected = sorted({3, 6, 9, 12, 15, 18, steps_per_epoch, 2 * steps_per_epoch, 20})
+    assert [e["step"] for e in history.evaluations] == expected
+
+
+def test_argument_errors():
+    data = spirals(n_per_class=10)
+    model = ts.nn.mlp([2, 4, 2], flatten=False)
+    with pytest.raises(ValueError, match="validation"):
+        ts.fit(model, data, patience=3, quiet=True)
+    with pytest.raises(ValueError, match="epochs"):
+        ts.fit(model, data, epochs=0, quiet=True)
+    with pytest.raises(ValueError, match="loss"):
+        ts.fit(model, data, loss="hinge", quiet=True)
+
+
+def test_mse_regression_on_a_linear_teacher(float64):
+    data = ts.load_dataset("teacher", n=400, inputs=5, noise=0.01)
+    model = ts.nn.Linear(5, 1)
+    ts.fit(model, data, epochs=100, loss="mse", optimizer="sgd", lr=0.05, batch_size=32,
+           quiet=True)
+    np.testing.assert_allclose(model.weight.data, data.info["teacher_weight"], atol=0.01)
+    assert ts.evaluate(model, *data.test, loss="mse")["loss"] < 1e-3
