@@ -1,0 +1,32 @@
+"""The README's Python examples run as written."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    blocks = python_blocks()
+    assert blocks
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)
+    assert (tmp_path / "lenet300.npz").exists()
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_readme_setup_is_two_commands_matching_ci():
+    text = README.read_text()
+    setup = text.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", setup, flags=re.S)
+    assert len(commands) == 2
+    assert commands[0].endswith("tinysparse demo")
+    test_command = commands[1].rsplit("&& ", 1)[1]
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert test_command in ci, f"CI must run the README's test command: {test_command}"
