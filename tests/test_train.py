@@ -54,7 +54,7 @@ def test_early_stopping_restores_the_best_weights():
     data = spirals(n_per_class=60, seed=0, noise=0.6)
     model = ts.nn.mlp([2, 64, 64, 2], flatten=False, seed=0)
     history = ts.fit(model, data, epochs=300, lr=0.02, batch_size=16, validation_split=0.3,
-                     patience=5, seed=0, quiet=True)
+                     patience=5, restore_best=True, seed=0, quiet=True)
     assert history.stopped_early and len(history.epochs) < 300
     (_, _), validation = ts.data.train_validation_split(*data.train, 0.3, seed=0)
     restored = ts.evaluate(model, *validation)

@@ -47,6 +47,40 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _sparsity(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def _controls(text: str) -> list[str]:
+    from tinysparse.prune import CONTROLS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONTROLS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown control(s) {unknown}; choose from "
+                                         f"{', '.join(CONTROLS)}")
+    return names
+
+
+def pruning_methods() -> list[str]:
+    from tinysparse.prune import SCORES
+
+    return list(SCORES)
+
+
 def _sizes(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
@@ -175,6 +209,114 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- prune
+def run_prune(args: argparse.Namespace) -> int:
+    from tinysparse.metrics import sparsity_report
+    from tinysparse.prune import prunable_parameters, prune_and_retrain
+
+    model, data, _ = train_from_args(args)
+    dense = ts.evaluate(model, *data.test)["accuracy"]
+    overrides = {}
+    if args.output_rate is not None:
+        overrides[prunable_parameters(model)[-1]] = args.output_rate * args.sparsity
+    score_options = method_options(args, data)
+    run = prune_and_retrain(
+        model, data, args.sparsity, schedule=args.schedule, method=args.method,
+        scope=args.scope, rounds=args.rounds, retrain_epochs=args.retrain_epochs,
+        retrain_lr=args.retrain_lr or args.lr / 3, batch_size=args.batch_size,
+        optimizer=args.optimizer, overrides=overrides, seed=args.seed,
+        quiet=args.quiet or args.json, dense_test_accuracy=dense, **score_options,
+    )
+    report = sparsity_report(model)
+    result: dict[str, Any] = {
+        "command": "prune", "model": args.model, "dataset": args.dataset, "seed": args.seed,
+        "method": args.method, "scope": args.scope, "schedule": args.schedule,
+        "target_sparsity": args.sparsity, "rounds": args.rounds if args.schedule == "iterative"
+        else (1 if args.schedule == "oneshot" else None),
+        "retrain_epochs": args.retrain_epochs,
+        "dense_test_accuracy": run.dense_test_accuracy,
+        "pruned_test_accuracy": run.pruned_test_accuracy,
+        "test_accuracy": run.test_accuracy,
+        "sparsity": run.sparsity,
+        "layers": run.layers,
+        "compression": report.total["compression"],
+        "history": run.rounds,
+        **run.extra,
+    }
+    if args.save:
+        result["saved_to"] = str(ts.save(model, args.save, metadata={
+            "test_accuracy": run.test_accuracy, "sparsity": run.sparsity}))
+    text = (
+        f"{args.model} on {args.dataset}: {args.method} pruning ({args.scope}, "
+        f"{args.schedule}) to {args.sparsity:.0%} sparsity, seed {args.seed}\n\n"
+        + format_table([
+            ["dense", run.dense_test_accuracy],
+            ["right after pruning", run.pruned_test_accuracy],
+            ["after retraining", run.test_accuracy],
+        ], ["model", "test accuracy"])
+        + "\n\n" + report.table()
+        + (f"\nsaved to {result['saved_to']}" if args.save else "")
+    )
+    emit(args, result, text)
+    return 0
+
+
+def method_options(args: argparse.Namespace, data) -> dict[str, Any]:
+    """Extra inputs a pruning method needs (none for magnitude and random)."""
+    return {}
+
+
+# ---------------------------------------------------------------- lottery
+def run_lottery(args: argparse.Namespace) -> int:
+    from tinysparse.prune import lottery_ticket_experiment, summarize
+
+    started = time.perf_counter()
+    data = ts.load_dataset(args.dataset)
+    quiet = args.quiet or args.json
+    runs = [
+        lottery_ticket_experiment(
+            data, model_name=args.model, rounds=args.rounds, rate=args.rate,
+            output_rate=args.output_rate, epochs=args.epochs, lr=args.lr,
+            batch_size=args.batch_size, seed=args.seed + k, controls=args.controls,
+            eval_every=args.eval_every, rewind_iteration=args.rewind_iteration,
+            progress=None if quiet else (lambda m: print(m, file=sys.stderr)),
+        )
+        for k in range(args.seeds)
+    ]
+    summary = summarize(runs)
+    result = {
+        "command": "lottery", "model": args.model, "dataset": args.dataset,
+        "seed": args.seed, "seeds": args.seeds, "rounds": args.rounds, "rate": args.rate,
+        "output_rate": args.output_rate, "epochs": args.epochs, "lr": args.lr,
+        "batch_size": args.batch_size, "rewind_iteration": args.rewind_iteration,
+        "per_round": summary,
+    }
+    variants = ["ticket", *args.controls, "supermask_large_final",
+                "supermask_magnitude_increase"]
+    rows = []
+    for row in summary:
+        cells = [row["round"], f"{row['remaining']:.1%}"]
+        for variant in variants:
+            stats = row.get(variant)
+            if stats is None:
+                cells.append("")
+                continue
+            cell = f"{stats['test_accuracy_mean']:.4f}±{stats['test_accuracy_std']:.4f}"
+            if "early_stop_iteration_mean" in stats:
+                cell += f" @{stats['early_stop_iteration_mean']:.0f}"
+            cells.append(cell)
+        rows.append(cells)
+    text = (
+        f"lottery tickets: {args.model} on {args.dataset}, {args.seeds} seed(s), "
+        f"{args.rate:.0%} per round (output {args.output_rate:.0%}), {args.epochs} epochs per "
+        f"round\ntest accuracy at the early-stopping iteration, mean±std (@ iteration)\n\n"
+        + format_table(rows, ["round", "remaining", *variants])
+        + f"\n\nfinished in {time.perf_counter() - started:.0f} s"
+    )
+    emit(args, result, text)
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
@@ -196,6 +338,53 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save", metavar="PATH", help="save the trained model (.npz)")
     add_output_arguments(train)
     train.set_defaults(handler=run_train)
+
+    prune = commands.add_parser("prune", help="train, prune and retrain; report accuracy and "
+                                              "sparsity")
+    add_training_arguments(prune)
+    prune.add_argument("--method", default="magnitude", choices=sorted(pruning_methods()),
+                       help="how weights are scored")
+    prune.add_argument("--scope", default="global", choices=["layer", "global"],
+                       help="one sparsity per layer, or one threshold across layers")
+    prune.add_argument("--sparsity", type=_sparsity, default=0.9,
+                       help="fraction of weights to remove, in [0, 1)")
+    prune.add_argument("--schedule", default="iterative", choices=["oneshot", "iterative",
+                                                                   "gradual"])
+    prune.add_argument("--rounds", type=_positive_int, default=5,
+                       help="prune-retrain rounds (iterative)")
+    prune.add_argument("--retrain-epochs", type=_non_negative_int, default=5,
+                       help="epochs of retraining per round (gradual: in total)")
+    prune.add_argument("--retrain-lr", type=_positive_float, default=None,
+                       help="learning rate for retraining (default: lr / 3)")
+    prune.add_argument("--output-rate", type=_positive_float, default=None,
+                       help="prune the output layer at this multiple of the sparsity "
+                            "(e.g. 0.5)")
+    prune.add_argument("--save", metavar="PATH", help="save the pruned model (.npz)")
+    add_output_arguments(prune)
+    prune.set_defaults(handler=run_prune)
+
+    lottery = commands.add_parser("lottery", help="lottery tickets: rewinding vs controls")
+    lottery.add_argument("--model", default="lenet300", choices=["lenet300", "lenet5"])
+    lottery.add_argument("--dataset", default="mnist-5k", choices=IMAGE_DATASETS)
+    lottery.add_argument("--rounds", type=_positive_int, default=14)
+    lottery.add_argument("--rate", type=_sparsity, default=0.2,
+                         help="fraction of the remaining weights pruned per round")
+    lottery.add_argument("--output-rate", type=_sparsity, default=0.1,
+                         help="the same for the output layer")
+    lottery.add_argument("--seeds", type=_positive_int, default=1,
+                         help="repeat with seeds seed, seed+1, ...")
+    lottery.add_argument("--epochs", type=_positive_int, default=10, help="per round")
+    lottery.add_argument("--lr", type=_positive_float, default=1.2e-3)
+    lottery.add_argument("--batch-size", type=_positive_int, default=60)
+    lottery.add_argument("--eval-every", type=_positive_int, default=50,
+                         help="validate every N iterations (early-stopping iteration)")
+    lottery.add_argument("--rewind-iteration", type=_non_negative_int, default=0,
+                         help="0 rewinds to the initial weights; k to those after k steps")
+    lottery.add_argument("--controls", type=_controls, default=["reinit", "random_mask", "sign"],
+                         help="comma-separated: reinit, random_mask, sign")
+    lottery.add_argument("--seed", type=int, default=0)
+    add_output_arguments(lottery)
+    lottery.set_defaults(handler=run_lottery)
     return parser
 
 

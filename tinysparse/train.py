@@ -133,7 +133,7 @@ def fit(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     validation_split: float = 0.0,
     patience: int | None = None,
-    restore_best: bool = True,
+    restore_best: bool = False,
     eval_every: int | None = None,
     max_steps: int | None = None,
     on_step: Callable[[int], None] | None = None,
@@ -159,7 +159,10 @@ def fit(
         Alternatively, hold out this fraction of the training data (seeded).
     patience : int, optional
         Early stopping: stop when the validation loss has not improved for this many
-        epochs. With ``restore_best`` the best weights are put back.
+        epochs.
+    restore_best : bool
+        At the end, put back the weights that had the lowest validation loss (the
+        early-stopping iteration's weights). Needs validation data.
     eval_every : int, optional
         Also validate every this many steps (records go to ``history.evaluations``).
     max_steps : int, optional
@@ -179,8 +182,8 @@ def fit(
     x, y = data.train if isinstance(data, Dataset) else data
     if validation_split:
         (x, y), validation = train_validation_split(x, y, validation_split, seed)
-    if patience is not None and validation is None:
-        raise ValueError("patience: early stopping needs validation data "
+    if (patience is not None or restore_best) and validation is None:
+        raise ValueError("patience/restore_best: early stopping needs validation data "
                          "(pass validation= or validation_split=)")
     if epochs < 1:
         raise ValueError(f"epochs: expected a positive integer, got {epochs}")
@@ -201,7 +204,7 @@ def fit(
         if result["loss"] < history.best_val_loss:
             history.best_val_loss, history.best_step = result["loss"], history.steps
             history.best_val_accuracy = result["accuracy"]
-            if restore_best and patience is not None:
+            if restore_best:
                 best_state = model.state_dict()
         return result
 
@@ -263,6 +266,6 @@ def fit(
                     if epochs_without_improvement >= patience:
                         history.stopped_early = True
                         break
-    if best_state is not None:  # early stopping: keep the weights of the best epoch
+    if best_state is not None:  # the weights of the early-stopping iteration
         model.load_state_dict(best_state)
     return history

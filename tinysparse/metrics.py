@@ -1,0 +1,118 @@
+"""Measuring a (pruned) model: accuracy, and the sparsity/compression/FLOPs report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tinysparse.autograd import Tensor, no_grad
+from tinysparse.nn.layers import Conv2d, Linear, Sequential
+from tinysparse.nn.module import Module
+from tinysparse.tables import format_table
+
+
+def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of ``predictions`` (class indices, or rows of scores) equal to ``labels``."""
+    predictions = np.asarray(predictions)
+    if predictions.ndim == 2:
+        predictions = predictions.argmax(axis=1)
+    if predictions.shape != np.shape(labels):
+        raise ValueError(f"accuracy: {predictions.shape} predictions for "
+                         f"{np.shape(labels)} labels")
+    return float(np.mean(predictions == labels))
+
+
+def _output_positions(model: Module, input_shape: Sequence[int]) -> dict[str, int]:
+    """For each Linear/Conv2d layer: output positions per example (1 for Linear, OH·OW for
+    a convolution), found by running one zero example through a Sequential model."""
+    positions: dict[str, int] = {}
+    if not isinstance(model, Sequential):
+        return positions
+
+    def walk(module: Module, prefix: str, x: Tensor) -> Tensor:
+        if isinstance(module, Sequential):
+            for name, child in module._modules.items():
+                x = walk(child, f"{prefix}.{name}" if prefix else name, x)
+            return x
+        out = module(x)
+        if isinstance(module, Conv2d):
+            positions[prefix] = out.shape[2] * out.shape[3]
+        elif isinstance(module, Linear):
+            positions[prefix] = 1
+        return out
+
+    with no_grad():
+        walk(model, "", Tensor(np.zeros((1, *input_shape)), dtype=model.dtype))
+    return positions
+
+
+@dataclass
+class SparsityReport:
+    """Per layer and in total: weights, non-zeros, sparsity, compression, multiply-adds.
+
+    ``rows`` holds one dict per prunable weight (``layer``, ``weights``, ``nonzero``,
+    ``sparsity``, ``compression``, ``dense_macs``, ``sparse_macs``, ``path``) and ``total``
+    the sums. Multiply-adds (MACs) are per example: a Linear weight is used once, a
+    convolution kernel once per output position; a pruned weight costs nothing only if
+    the kernel skips it (``path`` says which kernel the layer runs).
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    total: dict[str, Any] = field(default_factory=dict)
+    biases: int = 0
+
+    def table(self) -> str:
+        headers = ["layer", "weights", "nonzero", "sparsity", "compression", "dense_macs",
+                   "sparse_macs", "path"]
+        rows = [{**r, "compression": f"{r['compression']:.1f}x"} for r in self.rows]
+        total = {**self.total, "compression": f"{self.total['compression']:.1f}x"}
+        return format_table([*rows, total], headers, precision=4) + (
+            f"\n(plus {self.biases:,} bias parameters, not pruned)" if self.biases else "")
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layers": self.rows, "total": self.total, "biases": self.biases}
+
+
+def sparsity_report(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> SparsityReport:
+    """Count what pruning removed from ``model`` (see :class:`SparsityReport`)."""
+    positions = _output_positions(model, input_shape)
+    report = SparsityReport()
+    for module_name, module in model.named_modules():
+        if not isinstance(module, Linear | Conv2d):
+            continue
+        weight = module.weight
+        name = f"{module_name}.weight" if module_name else "weight"
+        nonzero = int(np.count_nonzero(weight.data))
+        uses = positions.get(module_name)
+        report.rows.append({
+            "layer": name,
+            "weights": weight.size,
+            "nonzero": nonzero,
+            "sparsity": 1 - nonzero / weight.size,
+            "compression": weight.size / max(nonzero, 1),
+            "dense_macs": None if uses is None else weight.size * uses,
+            "sparse_macs": None if uses is None else nonzero * uses,
+            "path": getattr(module, "compute_path", lambda: "dense")(),
+        })
+        if module.bias is not None:
+            report.biases += module.bias.size
+    weights = sum(r["weights"] for r in report.rows)
+    nonzero = sum(r["nonzero"] for r in report.rows)
+    known = all(r["dense_macs"] is not None for r in report.rows)
+    report.total = {
+        "layer": "total",
+        "weights": weights,
+        "nonzero": nonzero,
+        "sparsity": 1 - nonzero / weights if weights else 0.0,
+        "compression": weights / max(nonzero, 1),
+        "dense_macs": sum(r["dense_macs"] for r in report.rows) if known else None,
+        "sparse_macs": sum(r["sparse_macs"] for r in report.rows) if known else None,
+        "path": "",
+    }
+    return report

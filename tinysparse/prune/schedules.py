@@ -1,0 +1,183 @@
+"""When to prune: one-shot, iterative prune → retrain rounds, gradual (cubic) pruning.
+
+* **One-shot**: prune to the final sparsity at once, then retrain.
+* **Iterative** (Han et al. 2015): R rounds of "prune a bit, retrain at a reduced learning
+  rate". Round r prunes to ``s_r = 1 − (1 − s)^(r/R)``, so every round removes the same
+  *fraction of the remaining* weights (as the lottery-ticket experiments do).
+* **Gradual** (Zhu & Gupta 2017): prune every Δt steps *while* training, following
+  ``s_t = s_f + (s_i − s_f)(1 − (t − t₀)/(nΔt))³`` — fast at first, when there are many
+  redundant weights, then slower, so the network can recover.
+
+The model is pruned in place; each function returns a :class:`PruneRun` with the test
+accuracy before pruning, right after pruning and after retraining.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tinysparse.data.dataset import Dataset
+from tinysparse.nn.module import Module
+from tinysparse.prune.pruning import layer_sparsities, prune, sparsity_of
+from tinysparse.prune.selection import check_sparsity
+from tinysparse.train import evaluate, fit
+
+SCHEDULES = ("oneshot", "iterative", "gradual")
+
+
+@dataclass
+class PruneRun:
+    """What a pruning schedule did, with accuracies measured on the test split."""
+
+    schedule: str
+    method: str
+    scope: str
+    target_sparsity: float
+    dense_test_accuracy: float
+    pruned_test_accuracy: float | None = None
+    test_accuracy: float | None = None
+    sparsity: float | None = None
+    layers: dict[str, float] = field(default_factory=dict)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # method-specific figures
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def iterative_targets(final_sparsity: float, rounds: int) -> list[float]:
+    """Sparsity after each round when every round prunes the same fraction of what remains."""
+    check_sparsity(final_sparsity)
+    if rounds < 1:
+        raise ValueError(f"rounds: expected a positive integer, got {rounds}")
+    return [1 - (1 - final_sparsity) ** (r / rounds) for r in range(1, rounds + 1)]
+
+
+def cubic_sparsity(step: int, final: float, initial: float = 0.0, start: int = 0,
+                   end: int = 1) -> float:
+    """Zhu & Gupta's schedule: s_t = s_f + (s_i − s_f)(1 − (t − t₀)/(t_end − t₀))³."""
+    if step <= start:
+        return initial
+    if step >= end:
+        return final
+    progress = (step - start) / (end - start)
+    return final + (initial - final) * (1 - progress) ** 3
+
+
+def _test_accuracy(model: Module, data: Dataset) -> float:
+    return evaluate(model, *data.test)["accuracy"]
+
+
+def sparsity_at(final: float, progress: float, schedule: str) -> float:
+    """Where ``schedule`` is when a fraction ``progress`` (0 → 1) of its pruning is done."""
+    if schedule == "iterative":
+        return 1 - (1 - final) ** progress
+    if schedule == "gradual":
+        return cubic_sparsity(progress, final, start=0, end=1)
+    return final
+
+
+def prune_and_retrain(
+    model: Module,
+    data: Dataset,
+    sparsity: float,
+    schedule: str = "iterative",
+    method: str = "magnitude",
+    scope: str = "layer",
+    rounds: int = 5,
+    retrain_epochs: int = 5,
+    retrain_lr: float = 1e-4,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    overrides: Mapping[str, float] | None = None,
+    gradual_frequency: int = 10,
+    seed: int = 0,
+    quiet: bool = True,
+    dense_test_accuracy: float | None = None,
+    **score_options: Any,
+) -> PruneRun:
+    """Prune a trained ``model`` to ``sparsity`` following ``schedule``, retraining as it goes.
+
+    Parameters
+    ----------
+    model : Module
+        A trained model; pruned in place.
+    data : Dataset
+        Training split for retraining, test split for the reported accuracies.
+    sparsity : float
+        Final fraction of zeros among the prunable weights, in [0, 1).
+    schedule : {"oneshot", "iterative", "gradual"}
+    method, scope, overrides, **score_options
+        As for :func:`~tinysparse.prune.prune`.
+    rounds : int
+        Prune → retrain rounds of the iterative schedule.
+    retrain_epochs : int
+        Epochs of retraining after each prune (iterative: per round; gradual: in total,
+        pruning during the first three quarters of them).
+    retrain_lr : float
+        Learning rate for retraining (Han et al. retrain at a tenth of the original).
+    gradual_frequency : int
+        Δt: optimiser steps between two prunes of the gradual schedule.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: unknown {schedule!r}; choose one of {list(SCHEDULES)}")
+    sparsity = check_sparsity(sparsity)
+    if dense_test_accuracy is None:
+        dense_test_accuracy = _test_accuracy(model, data)
+    run = PruneRun(schedule, method, scope, sparsity, dense_test_accuracy)
+    fit_options = dict(batch_size=batch_size, optimizer=optimizer, lr=retrain_lr, quiet=quiet)
+
+    def prune_to(progress: float) -> float:
+        """Prune every layer (overrides included) to the schedule's point ``progress``."""
+        target = sparsity_at(sparsity, progress, schedule)
+        layer_overrides = {n: sparsity_at(s, progress, schedule)
+                           for n, s in (overrides or {}).items()}
+        prune(model, target, method=method, scope=scope, overrides=layer_overrides,
+              seed=seed, **score_options)
+        return target
+
+    if schedule in ("oneshot", "iterative"):
+        total = 1 if schedule == "oneshot" else rounds
+        if total < 1:
+            raise ValueError(f"rounds: expected a positive integer, got {rounds}")
+        for index in range(1, total + 1):
+            target = prune_to(index / total)
+            pruned = _test_accuracy(model, data)
+            if retrain_epochs:
+                fit(model, data, epochs=retrain_epochs, seed=seed + index,
+                    desc=f"retrain round {index}", **fit_options)
+            run.rounds.append({"round": index, "target_sparsity": target,
+                               "sparsity": sparsity_of(model),
+                               "pruned_test_accuracy": pruned,
+                               "test_accuracy": _test_accuracy(model, data)})
+        run.pruned_test_accuracy = run.rounds[-1]["pruned_test_accuracy"]
+    else:
+        steps_per_epoch = math.ceil(len(data.x_train) / batch_size)
+        end = max(1, int(0.75 * retrain_epochs * steps_per_epoch))
+        if retrain_epochs < 1:
+            raise ValueError("retrain_epochs: the gradual schedule prunes while training; "
+                             "give it at least one epoch")
+
+        def on_step(step: int) -> None:
+            if step % gradual_frequency and step != end:
+                return
+            if step > end:
+                return
+            target = prune_to(step / end)
+            if step == end:
+                run.pruned_test_accuracy = _test_accuracy(model, data)
+            run.rounds.append({"step": step, "target_sparsity": target,
+                               "sparsity": sparsity_of(model)})
+
+        fit(model, data, epochs=retrain_epochs, seed=seed, on_step=on_step,
+            desc="gradual pruning", **fit_options)
+        if run.pruned_test_accuracy is None:  # fewer steps than planned: finish the prune
+            prune_to(1.0)
+            run.pruned_test_accuracy = _test_accuracy(model, data)
+    run.test_accuracy = _test_accuracy(model, data)
+    run.sparsity = sparsity_of(model)
+    run.layers = layer_sparsities(model)
+    return run
