@@ -42,7 +42,7 @@ def test_achieved_sparsity_is_exact_and_a_threshold_separates(seed, shapes, spar
     for name, mask in masks.items():
         assert mask.shape == scores[name].shape
     if scope == "layer":
-        for name, mask in masks.items():
+        for mask in masks.values():
             assert abs(mask.pruned - sparsity * mask.size) <= 0.5 + 1e-9  # exact to one weight
     else:
         total = sum(m.size for m in masks.values())
