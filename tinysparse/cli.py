@@ -76,9 +76,9 @@ def _controls(text: str) -> list[str]:
 
 
 def pruning_methods() -> list[str]:
-    from tinysparse.prune import SCORES
+    from tinysparse.prune import METHODS
 
-    return list(SCORES)
+    return list(METHODS)
 
 
 def _sizes(text: str) -> list[int]:
@@ -231,6 +231,7 @@ def run_prune(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {
         "command": "prune", "model": args.model, "dataset": args.dataset, "seed": args.seed,
         "method": args.method, "scope": args.scope, "schedule": args.schedule,
+        "calibration": args.calibration if score_options else None,
         "target_sparsity": args.sparsity, "rounds": args.rounds if args.schedule == "iterative"
         else (1 if args.schedule == "oneshot" else None),
         "retrain_epochs": args.retrain_epochs,
@@ -262,8 +263,10 @@ def run_prune(args: argparse.Namespace) -> int:
 
 
 def method_options(args: argparse.Namespace, data) -> dict[str, Any]:
-    """Extra inputs a pruning method needs (none for magnitude and random)."""
-    return {}
+    """Extra inputs the second-order methods take (none for magnitude and random)."""
+    if args.method in ("magnitude", "random"):
+        return {}
+    return {"calibration": args.calibration, "damping": args.damping, "hessian": args.hessian}
 
 
 # ---------------------------------------------------------------- lottery
@@ -359,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--output-rate", type=_positive_float, default=None,
                        help="prune the output layer at this multiple of the sparsity "
                             "(e.g. 0.5)")
+    prune.add_argument("--calibration", type=_positive_int, default=1000,
+                       help="training examples for the Hessian (obd, obs, obs-layerwise)")
+    prune.add_argument("--damping", type=_positive_float, default=None,
+                       help="relative damping of the Hessian (obs: 1e-4, obs-layerwise: 1e-2)")
+    prune.add_argument("--hessian", default=None,
+                       choices=["gauss-newton", "lecun", "exact", "fisher"],
+                       help="curvature: obd diagonal (gauss-newton, lecun, exact) or obs "
+                            "matrix (fisher, gauss-newton, exact)")
     prune.add_argument("--save", metavar="PATH", help="save the pruned model (.npz)")
     add_output_arguments(prune)
     prune.set_defaults(handler=run_prune)

@@ -97,7 +97,8 @@ def gradcheck(
         error = np.abs(analytic - numeric)
         bound = atol + rtol * np.abs(numeric)
         if np.any(error > bound):
-            worst = np.unravel_index(np.argmax(error - bound), error.shape)
+            worst = tuple(int(i) for i in np.unravel_index(np.argmax(error - bound),
+                                                           error.shape))
             raise GradcheckError(
                 f"gradient of input {index} (shape {t.shape}) is wrong at {worst}: "
                 f"analytic {analytic[worst]:.10g}, numerical {numeric[worst]:.10g}, "

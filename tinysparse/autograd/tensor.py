@@ -75,18 +75,16 @@ class no_grad(contextlib.ContextDecorator):
 
 
 def as_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """Convert ``data`` to an ndarray; floating arrays keep their dtype unless one is given.
-
-    Python numbers, lists and integer/boolean arrays become the default float dtype.
+    """Convert ``data`` to an ndarray; floating NumPy arrays keep their dtype unless one is
+    given. Python numbers, lists and integer/boolean arrays become the default float dtype.
     """
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
-    array = np.asarray(data)
-    if array.dtype.kind != "f":
-        array = array.astype(_DEFAULT_DTYPE)
-    return array
+    if isinstance(data, np.ndarray | np.floating) and data.dtype.kind == "f":
+        return np.asarray(data)
+    return np.asarray(data, dtype=_DEFAULT_DTYPE)
 
 
 class Tensor:

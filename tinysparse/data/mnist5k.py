@@ -73,14 +73,15 @@ def load_digits(root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.n
 
 def stratified_split(labels: np.ndarray, train_per_class: int, seed: int) -> tuple[np.ndarray,
                                                                                     np.ndarray]:
-    """Indices (train, test): ``train_per_class`` of each class for training, the rest test."""
+    """Indices (train, test): ``train_per_class`` of each class for training, the rest test,
+    each in a shuffled order (the source file is sorted by class)."""
     rng = np.random.default_rng(seed)
     train, test = [], []
     for c in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == c))
         train.append(members[:train_per_class])
         test.append(members[train_per_class:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 def mnist_5k(root: str | os.PathLike | None = None) -> Dataset:

@@ -56,3 +56,12 @@ __all__ += [
 from tinysparse.prune.sensitivity import sensitivity, sensitivity_table  # noqa: E402
 
 __all__ += ["sensitivity", "sensitivity_table"]
+
+from tinysparse.prune import hessian  # noqa: E402
+from tinysparse.prune.methods import METHODS, prune_step  # noqa: E402
+from tinysparse.prune.obd import obd_prune, saliencies  # noqa: E402
+from tinysparse.prune.obs import obs_prune  # noqa: E402
+from tinysparse.prune.obs_layerwise import obs_layerwise_prune  # noqa: E402
+
+__all__ += ["METHODS", "hessian", "obd_prune", "obs_layerwise_prune", "obs_prune",
+            "prune_step", "saliencies"]

@@ -21,7 +21,8 @@ from typing import Any
 
 from tinysparse.data.dataset import Dataset
 from tinysparse.nn.module import Module
-from tinysparse.prune.pruning import layer_sparsities, prune, sparsity_of
+from tinysparse.prune.methods import prune_step
+from tinysparse.prune.pruning import layer_sparsities, sparsity_of
 from tinysparse.prune.selection import check_sparsity
 from tinysparse.train import evaluate, fit
 
@@ -97,7 +98,7 @@ def prune_and_retrain(
     seed: int = 0,
     quiet: bool = True,
     dense_test_accuracy: float | None = None,
-    **score_options: Any,
+    **method_options: Any,
 ) -> PruneRun:
     """Prune a trained ``model`` to ``sparsity`` following ``schedule``, retraining as it goes.
 
@@ -110,8 +111,13 @@ def prune_and_retrain(
     sparsity : float
         Final fraction of zeros among the prunable weights, in [0, 1).
     schedule : {"oneshot", "iterative", "gradual"}
-    method, scope, overrides, **score_options
+    method : {"magnitude", "random", "obd", "obs", "obs-layerwise"}
+    scope, overrides
         As for :func:`~tinysparse.prune.prune`.
+    **method_options
+        ``calibration``, ``damping``, ``hessian`` ... for the second-order methods
+        (see :func:`~tinysparse.prune.methods.prune_step`). OBD and OBS add the predicted
+        and actual increase of the training loss (summed over steps) to ``run.extra``.
     rounds : int
         Prune → retrain rounds of the iterative schedule.
     retrain_epochs : int
@@ -130,13 +136,22 @@ def prune_and_retrain(
     run = PruneRun(schedule, method, scope, sparsity, dense_test_accuracy)
     fit_options = dict(batch_size=batch_size, optimizer=optimizer, lr=retrain_lr, quiet=quiet)
 
+    if method == "obs-layerwise" and schedule != "oneshot":
+        raise ValueError("method 'obs-layerwise' prunes dense layers once: use "
+                         "schedule='oneshot'")
+
     def prune_to(progress: float) -> float:
         """Prune every layer (overrides included) to the schedule's point ``progress``."""
         target = sparsity_at(sparsity, progress, schedule)
         layer_overrides = {n: sparsity_at(s, progress, schedule)
                            for n, s in (overrides or {}).items()}
-        prune(model, target, method=method, scope=scope, overrides=layer_overrides,
-              seed=seed, **score_options)
+        measured = prune_step(model, target, method=method, scope=scope,
+                              overrides=layer_overrides, data=data, seed=seed, **method_options)
+        for key in ("predicted_increase", "actual_increase"):
+            if key in measured:
+                run.extra[key] = run.extra.get(key, 0.0) + measured[key]
+        if "layer_relative_error" in measured:
+            run.extra.update(measured)
         return target
 
     if schedule in ("oneshot", "iterative"):

@@ -32,9 +32,20 @@ def random_scores(
     return {name: rng.random(model.get_parameter(name).shape) for name in names}
 
 
+def obd_scores(model: Module, names: Sequence[str], **options: Any) -> dict[str, np.ndarray]:
+    """OBD saliency h_kk w_k² / 2 (LeCun et al. 1990); needs ``data=(x, y)``.
+
+    See :mod:`tinysparse.prune.obd`.
+    """
+    from tinysparse.prune.obd import obd_scores as saliency_scores
+
+    return saliency_scores(model, names, **options)
+
+
 SCORES: dict[str, ScoreFunction] = {
     "magnitude": magnitude_scores,
     "random": random_scores,
+    "obd": obd_scores,
 }
 
 
