@@ -9,7 +9,7 @@ from tinysparse.data.idx import parse_idx, read_idx
 from tinysparse.data.mnist import MNIST_FILES, MNIST_MIRRORS, download, fetch_mnist, mnist
 from tinysparse.data.mnist5k import mnist_5k
 from tinysparse.data.storage import DataError, data_dir
-from tinysparse.data.synthetic import linear_teacher, spirals, xor
+from tinysparse.data.synthetic import linear_teacher, monk1, spirals, xor
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "mnist": mnist,
@@ -17,6 +17,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "xor": xor,
     "spirals": spirals,
     "teacher": linear_teacher,
+    "monk1": monk1,
 }
 
 
@@ -32,5 +33,5 @@ def load_dataset(name: str, **kwargs) -> Dataset:
 __all__ = [
     "DATASETS", "DataError", "Dataset", "MNIST_FILES", "MNIST_MIRRORS", "batches", "data_dir",
     "download", "fetch_mnist", "linear_teacher", "load_dataset", "mnist", "mnist_5k",
-    "parse_idx", "read_idx", "spirals", "train_validation_split", "xor",
+    "monk1", "parse_idx", "read_idx", "spirals", "train_validation_split", "xor",
 ]

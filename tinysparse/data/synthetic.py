@@ -21,6 +21,30 @@ def xor(bipolar: bool = False) -> Dataset:
                    description="XOR of two inputs (4 points)")
 
 
+MONK_VALUES = (3, 3, 2, 3, 4, 2)  # values of the attributes a1 … a6
+
+
+def monk1(train_size: int = 124, seed: int = 0) -> Dataset:
+    """A MONK-1-style problem (Thrun et al. 1991): six discrete attributes, one-hot encoded
+    into 17 inputs; the class is 1 when ``a1 == a2`` or ``a5 == 1``.
+
+    All 432 attribute combinations exist; ``train_size`` of them (drawn with ``seed``) form
+    the training set — 124, as in the original benchmark — and all 432 the test set. The
+    17-3-1 network of Hassibi & Stork has 58 weights (biases included).
+    """
+    grids = np.meshgrid(*[np.arange(1, v + 1) for v in MONK_VALUES], indexing="ij")
+    attributes = np.stack([g.ravel() for g in grids], axis=1)  # (432, 6), values from 1
+    labels = ((attributes[:, 0] == attributes[:, 1]) | (attributes[:, 4] == 1)).astype(np.int64)
+    one_hot = np.concatenate([np.eye(v)[attributes[:, i] - 1]
+                              for i, v in enumerate(MONK_VALUES)], axis=1)
+    if not 0 < train_size <= len(one_hot):
+        raise ValueError(f"train_size: expected 1 … {len(one_hot)}, got {train_size}")
+    train = np.sort(np.random.default_rng(seed).choice(len(one_hot), train_size, replace=False))
+    return Dataset("monk1", one_hot[train], labels[train], one_hot, labels, num_classes=2,
+                   description="MONK-1-style rule (a1 == a2 or a5 == 1), 17 one-hot inputs",
+                   info={"attributes": attributes})
+
+
 def spirals(n_per_class: int = 200, classes: int = 2, noise: float = 0.2, seed: int = 0,
             test_fraction: float = 0.25) -> Dataset:
     """Interleaved spiral arms in 2-D, one per class (a classic non-linear toy problem)."""
