@@ -16,7 +16,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from tinysparse.kernels import masked_adam_update, masked_sgd_update
 from tinysparse.nn.module import Parameter
+from tinysparse.sparse import structure_of, use_sparse_path
 
 
 class Optimizer:
@@ -44,18 +46,42 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, then re-apply masks."""
+        """Update every parameter that has a gradient; pruned weights stay exactly zero.
+
+        A masked parameter at low density (the sparse path) is updated only at its kept
+        positions (:meth:`update_kept`); otherwise the dense update runs and the mask is
+        re-applied to the weight and to every state buffer.
+        """
         for p in self.params:
             if p.grad is None:
                 continue
             state = self.state.setdefault(id(p), {})
-            self.update(p, p.grad, state)
-            if p.mask is not None:
+            if p.mask is None:
+                self.update(p, p.grad, state)
+                continue
+            if state.get("mask") is not p.mask:  # a new mask: clear its pruned positions
                 keep = p.mask.as_float(p.dtype)
-                p.data *= keep
                 for key, buffer in state.items():
-                    if key != "scratch" and isinstance(buffer, np.ndarray):
+                    if key not in ("scratch", "mask") and isinstance(buffer, np.ndarray):
                         buffer *= keep
+                state["mask"] = p.mask
+            if use_sparse_path(p.mask):
+                if not p.data.flags.c_contiguous:
+                    p.data = np.ascontiguousarray(p.data)
+                self.update_kept(p, np.ascontiguousarray(p.grad), state,
+                                 structure_of(p.mask).positions)
+                continue
+            self.update(p, p.grad, state)
+            keep = p.mask.as_float(p.dtype)
+            p.data *= keep
+            for key, buffer in state.items():
+                if key not in ("scratch", "mask") and isinstance(buffer, np.ndarray):
+                    buffer *= keep
+
+    def update_kept(self, p: Parameter, grad: np.ndarray, state: dict,
+                    positions: np.ndarray) -> None:
+        """The same update as :meth:`update`, on the kept positions only (flat indices)."""
+        raise NotImplementedError
 
     def update(self, p: Parameter, grad: np.ndarray, state: dict) -> None:
         raise NotImplementedError
@@ -110,6 +136,17 @@ class SGD(Optimizer):
         np.multiply(grad, self.lr, out=step)
         p.data -= step
 
+    def update_kept(self, p: Parameter, grad: np.ndarray, state: dict,
+                    positions: np.ndarray) -> None:
+        first_step = "momentum" not in state
+        if first_step:
+            state["momentum"] = np.zeros_like(p.data)
+        cast = p.dtype.type
+        masked_sgd_update(p.data.reshape(-1), grad.reshape(-1),
+                          state["momentum"].reshape(-1), positions, cast(self.lr),
+                          cast(self.momentum), cast(self.weight_decay), self.nesterov,
+                          first_step)
+
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015), with L2 weight decay added to the gradient as in PyTorch::
@@ -138,7 +175,7 @@ class Adam(Optimizer):
     def update(self, p: Parameter, grad: np.ndarray, state: dict) -> None:
         if self.weight_decay:
             grad = grad + self.weight_decay * p.data
-        if not state:
+        if "step" not in state:
             state["step"] = 0
             state["m"] = np.zeros_like(p.data)
             state["v"] = np.zeros_like(p.data)
@@ -153,6 +190,21 @@ class Adam(Optimizer):
         # the same arithmetic order as torch.optim.Adam: (√v / √(1 − β₂ᵗ)) + ε
         denominator = np.sqrt(v) / math.sqrt(bias_correction2) + self.eps
         p.data -= (self.lr / bias_correction1) * (m / denominator)
+
+    def update_kept(self, p: Parameter, grad: np.ndarray, state: dict,
+                    positions: np.ndarray) -> None:
+        if "step" not in state:
+            state["step"] = 0
+            state["m"] = np.zeros_like(p.data)
+            state["v"] = np.zeros_like(p.data)
+        state["step"] += 1
+        t = state["step"]
+        cast = p.dtype.type  # the scalars in the weights' precision, as in update()
+        masked_adam_update(
+            p.data.reshape(-1), grad.reshape(-1), state["m"].reshape(-1),
+            state["v"].reshape(-1), positions, cast(self.lr / (1 - self.beta1**t)),
+            cast(self.beta1), cast(1 - self.beta1), cast(self.beta2), cast(1 - self.beta2),
+            cast(math.sqrt(1 - self.beta2**t)), cast(self.eps), cast(self.weight_decay))
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

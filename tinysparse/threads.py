@@ -12,7 +12,8 @@ slower (8.0 ms instead of 0.81 ms). Telling the workers to sleep when idle fixes
 
 Both are read once, when the libraries load, so they must be set *before* NumPy is
 imported. ``import tinysparse`` does this (unless you set them yourself); if NumPy was
-imported first, :func:`check` says so. Results do not change: only how idle threads wait.
+imported first, a warning says so when the compiled kernels first load. Results do not
+change: only how idle threads wait.
 """
 
 from __future__ import annotations
@@ -24,21 +25,27 @@ import warnings
 SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
 
 
-def configure() -> bool:
-    """Set the thread variables (keeping any the user set); True if NumPy was not yet loaded."""
+_too_late = False  # True when NumPy loaded before we could set the variables
+
+
+def configure() -> None:
+    """Set the thread variables (keeping any the user set) before NumPy loads, and remember
+    whether it was too late for that (NumPy already imported, variables not set)."""
+    global _too_late
+    already_set = all(name in os.environ for name in SETTINGS)
+    _too_late = "numpy" in sys.modules and not already_set
     for name, value in SETTINGS.items():
         os.environ.setdefault(name, value)
-    return "numpy" not in sys.modules
 
 
-def check(numpy_was_loaded_first: bool) -> None:
-    """Warn once when NumPy was imported before tinysparse could configure its threads."""
-    if numpy_was_loaded_first and os.environ.get("TINYSPARSE_QUIET_THREADS") != "1":
+def check_before_numba() -> None:
+    """Warn (once, when the compiled kernels load) if the settings came too late."""
+    if _too_late and os.environ.get("TINYSPARSE_QUIET_THREADS") != "1":
         warnings.warn(
             "numpy was imported before tinysparse, so idle BLAS threads may spin and slow "
-            "the sparse kernels down on small machines. Import tinysparse first, or set "
+            "the compiled kernels down on small machines. Import tinysparse first, or set "
             "OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=4 in the environment "
             "(set TINYSPARSE_QUIET_THREADS=1 to silence this).",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinysparse.autograd import im2col as _im2col
+from tinysparse import kernels
 from tinysparse.autograd.tensor import Function, Tensor
 
 # ---------------------------------------------------------------- activations
@@ -181,7 +181,7 @@ class Conv2d(Function):
         self.stride, self.padding = stride, padding
         out_channels, _, kh, kw = weight.shape
         # cols: (C·KH·KW, N·OH·OW), one column per output position
-        self.cols, (oh, ow) = _im2col.im2col(x, kh, kw, stride, padding)
+        self.cols, (oh, ow) = kernels.im2col(x, kh, kw, stride, padding)
         out = weight.reshape(out_channels, -1) @ self.cols  # (O, N·OH·OW)
         if bias is not None:
             out += bias[:, None]
@@ -201,7 +201,7 @@ class Conv2d(Function):
         if self.needs_grad[0]:
             grad_cols = self.weight.reshape(out_channels, -1).T @ grad_columns
             _, _, kh, kw = self.weight.shape
-            grad_x = _im2col.col2im(grad_cols, self.x_shape, kh, kw, self.stride, self.padding)
+            grad_x = kernels.col2im(grad_cols, self.x_shape, kh, kw, self.stride, self.padding)
         return grad_x, grad_weight, grad_bias
 
 
@@ -211,12 +211,12 @@ class MaxPool2d(Function):
 
     def forward(self, x, kernel_size=2, stride=2):
         self.x_shape, self.kernel_size, self.stride = x.shape, kernel_size, stride
-        out, self.argmax = _im2col.max_pool_forward(x, kernel_size, stride)
+        out, self.argmax = kernels.max_pool_forward(x, kernel_size, stride)
         return out
 
     def backward(self, grad):
         return (
-            _im2col.max_pool_backward(
+            kernels.max_pool_backward(
                 grad, self.argmax, self.x_shape, self.kernel_size, self.stride
             ),
         )

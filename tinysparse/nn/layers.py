@@ -18,9 +18,26 @@ from tinysparse.autograd import (
 )
 from tinysparse.nn.init import as_generator, get_initializer
 from tinysparse.nn.module import Module, Parameter, build_from_spec
+from tinysparse.sparse import sparse_conv2d, sparse_linear, structure_of, use_sparse_path
 
 
-class Linear(Module):
+class MaskedLayer(Module):
+    """A layer whose weight may carry a mask, and which then picks its compute path:
+
+    * ``"dense"`` — no mask;
+    * ``"masked-dense"`` — ``W ⊙ M`` through the dense kernels (BLAS): best at low sparsity;
+    * ``"sparse"`` — the sparse kernels on the non-zeros only: best at high sparsity
+      (density at or below :func:`tinysparse.sparse.density_threshold`).
+    """
+
+    def compute_path(self) -> str:
+        mask = self._masks.get("weight")
+        if mask is None:
+            return "dense"
+        return "sparse" if use_sparse_path(mask) else "masked-dense"
+
+
+class Linear(MaskedLayer):
     """Fully connected layer ``y = x Wᵀ + b`` with ``W`` of shape (out_features, in_features).
 
     Parameters
@@ -64,6 +81,8 @@ class Linear(Module):
                 f"{self.describe()}: expected input of shape (N, {self.in_features}), got "
                 f"{x.shape}; the weight has shape {self.weight.shape}"
             )
+        if self.compute_path() == "sparse":
+            return sparse_linear(x, self.weight, self.bias, structure_of(self._masks["weight"]))
         return linear(x, self.masked("weight"), self.bias)
 
     def constructor_args(self) -> dict[str, Any]:
@@ -77,7 +96,7 @@ class Linear(Module):
         return f" ({self.in_features} -> {self.out_features})"
 
 
-class Conv2d(Module):
+class Conv2d(MaskedLayer):
     """2-D convolution over (N, C, H, W) inputs, weight (out, in, k, k), through im2col.
 
     Parameters
@@ -120,6 +139,9 @@ class Conv2d(Module):
                 f"{self.describe()}: expected input of shape (N, {self.in_channels}, H, W), "
                 f"got {x.shape}; the weight has shape {self.weight.shape}"
             )
+        if self.compute_path() == "sparse":
+            return sparse_conv2d(x, self.weight, self.bias, structure_of(self._masks["weight"]),
+                                 self.stride, self.padding)
         return conv2d(x, self.masked("weight"), self.bias, self.stride, self.padding)
 
     def constructor_args(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from tinysparse.autograd import Tensor, cross_entropy, mse_loss
-from tinysparse.autograd.im2col import col2im, im2col, max_pool_backward, max_pool_forward
+from tinysparse.kernels import col2im, im2col, max_pool_backward, max_pool_forward
 from tinysparse.nn.layers import (
     Conv2d,
     Flatten,

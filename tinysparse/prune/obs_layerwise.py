@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from tinysparse.autograd import Tensor, no_grad
-from tinysparse.autograd.im2col import im2col
+from tinysparse.kernels import im2col
 from tinysparse.nn.layers import Conv2d, Linear
 from tinysparse.nn.module import Module
 from tinysparse.prune.hessian import _as_data, layer_sequence

@@ -1,5 +1,20 @@
-"""Masks, sparse formats and sparse kernels (the readable NumPy path beside Numba)."""
+"""Masks, the CSR layout, sparse ops and the dense/sparse dispatch.
 
+The kernels themselves (NumPy references and Numba twins) are in :mod:`tinysparse.kernels`.
+"""
+
+from tinysparse.sparse.csr import SparseStructure, build_structure, structure_of
+from tinysparse.sparse.dispatch import (
+    DEFAULT_DENSITY_THRESHOLD,
+    density_threshold,
+    set_density_threshold,
+    use_sparse_path,
+)
 from tinysparse.sparse.mask import Mask
+from tinysparse.sparse.ops import SparseConv2d, SparseLinear, sparse_conv2d, sparse_linear
 
-__all__ = ["Mask"]
+__all__ = [
+    "DEFAULT_DENSITY_THRESHOLD", "Mask", "SparseConv2d", "SparseLinear", "SparseStructure",
+    "build_structure", "density_threshold", "set_density_threshold", "sparse_conv2d",
+    "sparse_linear", "structure_of", "use_sparse_path",
+]

@@ -32,7 +32,7 @@ class Mask:
     (0.75, 0.25, 1)
     """
 
-    __slots__ = ("_keep", "_float_cache")
+    __slots__ = ("_keep", "_float_cache", "_structures")
 
     def __init__(self, keep: Any) -> None:
         array = np.asarray(keep.keep if isinstance(keep, Mask) else keep)
@@ -47,6 +47,7 @@ class Mask:
         array.flags.writeable = False
         self._keep = array
         self._float_cache: dict[np.dtype, np.ndarray] = {}
+        self._structures: dict = {}  # sparse formats built from this mask (see csr.py)
 
     @classmethod
     def ones(cls, shape: tuple[int, ...]) -> Mask:

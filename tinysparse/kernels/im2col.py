@@ -83,7 +83,7 @@ def max_pool_forward(
     out = views[0].copy()
     for view in views[1:]:
         np.maximum(out, view, out=out)
-    winner = np.zeros(out.shape, dtype=np.int8 if len(views) < 128 else np.int32)
+    winner = np.zeros(out.shape, dtype=np.int32)
     for index in range(len(views) - 1, 0, -1):  # backwards, so the first maximum wins
         winner[views[index] == out] = index
     winner[views[0] == out] = 0

@@ -1,0 +1,132 @@
+"""Sparse kernels in plain NumPy: the readable specification of the Numba kernels.
+
+A sparse weight W (rows × cols) is stored in CSR form: the non-zeros of row i are
+``values[indptr[i]:indptr[i+1]]`` in the columns ``indices[indptr[i]:indptr[i+1]]``. The
+backward pass also needs W's columns, which the CSC arrays ``t_indptr, t_indices`` give
+together with ``t_order``: the CSR position of each CSC entry, so both views share one
+``values`` array.
+
+Activations are **feature-major**: X is (features × batch). Then every inner loop below
+runs over a contiguous batch row, which is what makes the compiled versions fast.
+
+=====================  =============================  ==============================
+kernel                 computes                        used for
+=====================  =============================  ==============================
+``spmm``               Y = W X                         forward pass
+``spmm_transposed``    dX = Wᵀ dY                      gradient w.r.t. the input
+``sddmm``              dW_ij = Σ_b dY_ib X_jb, (i,j)   gradient w.r.t. the weights,
+                       in the sparsity pattern only    only where W is non-zero
+=====================  =============================  ==============================
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def spmm(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, x: np.ndarray
+         ) -> np.ndarray:
+    """Y = W X for sparse W (CSR) and feature-major X (cols × batch): Y is (rows × batch).
+
+    Row by row: Y[i] = Σ_k values[k] · X[indices[k]] over row i's non-zeros.
+    """
+    rows = len(indptr) - 1
+    y = np.zeros((rows, x.shape[1]), dtype=x.dtype)
+    for i in range(rows):
+        start, stop = indptr[i], indptr[i + 1]
+        y[i] = values[start:stop] @ x[indices[start:stop]]
+    return y
+
+
+def spmm_transposed(t_indptr: np.ndarray, t_indices: np.ndarray, t_order: np.ndarray,
+                    values: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dX = Wᵀ dY through W's columns (CSC): dX[j] = Σ_k values[t_order[k]] · dY[t_indices[k]].
+    """
+    cols = len(t_indptr) - 1
+    dx = np.zeros((cols, dy.shape[1]), dtype=dy.dtype)
+    for j in range(cols):
+        start, stop = t_indptr[j], t_indptr[j + 1]
+        dx[j] = values[t_order[start:stop]] @ dy[t_indices[start:stop]]
+    return dx
+
+
+def sddmm(indptr: np.ndarray, indices: np.ndarray, dy: np.ndarray, x: np.ndarray
+          ) -> np.ndarray:
+    """The weight gradient dW = dY Xᵀ, but only at W's non-zeros (in CSR order).
+
+    "Sampled dense-dense matrix product": entry k of row i is the dot product of the
+    batch rows dY[i] and X[indices[k]].
+    """
+    values = np.empty(len(indices), dtype=dy.dtype)
+    for i in range(len(indptr) - 1):
+        start, stop = indptr[i], indptr[i + 1]
+        values[start:stop] = x[indices[start:stop]] @ dy[i]
+    return values
+
+
+def masked_sgd_update(weight: np.ndarray, grad: np.ndarray, velocity: np.ndarray,
+                      positions: np.ndarray, lr: float, momentum: float,
+                      weight_decay: float, nesterov: bool, first_step: bool) -> None:
+    """SGD (PyTorch's form) on the kept positions only, in place (flat arrays).
+
+    The pruned positions are never read or written: their weights and momentum stay 0.
+    """
+    g = grad[positions]
+    if weight_decay:
+        g = g + weight_decay * weight[positions]
+    if momentum:
+        if first_step:
+            v = g.copy()
+        else:
+            v = velocity[positions] * momentum
+            v += g
+        velocity[positions] = v
+        g = g + momentum * v if nesterov else v
+    weight[positions] -= lr * g
+
+
+def masked_adam_update(weight: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
+                       positions: np.ndarray, lr: float, beta1: float, beta2: float,
+                       eps: float, weight_decay: float, step: int) -> None:
+    """Adam (PyTorch's form) on the kept positions only, in place (flat arrays)."""
+    g = grad[positions]
+    if weight_decay:
+        g = g + weight_decay * weight[positions]
+    m_k = m[positions] * beta1
+    m_k += (1 - beta1) * g
+    v_k = v[positions] * beta2
+    v_k += (1 - beta2) * g * g
+    m[positions], v[positions] = m_k, v_k
+    denominator = np.sqrt(v_k) / math.sqrt(1 - beta2**step) + eps
+    weight[positions] -= (lr / (1 - beta1**step)) * (m_k / denominator)
+
+
+def obs_rows_greedy(weight: np.ndarray, inverse: np.ndarray, steps: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Layer-wise OBS, one deletion at a time, for every row (see ``obs_layerwise.py``).
+
+    For each row w with its own copy of H⁻¹: ``steps`` times, delete
+    p = argmin w_p² / [H⁻¹]_pp, set w ← w − (w_p / [H⁻¹]_pp) H⁻¹_{:,p} and
+    H⁻¹ ← H⁻¹ − H⁻¹_{:,p} H⁻¹_{p,:} / [H⁻¹]_pp. Returns the deletion order and each
+    deletion's error increase w_p² / (2 [H⁻¹]_pp), both (rows × steps).
+    """
+    rows, d = weight.shape
+    order = np.zeros((rows, steps), dtype=np.int64)
+    increase = np.zeros((rows, steps))
+    for r in range(rows):
+        w = weight[r].astype(np.float64)
+        inv = inverse.astype(np.float64)
+        alive = np.ones(d, dtype=bool)
+        for s in range(steps):
+            diagonal = np.where(alive, np.diag(inv), 1.0)
+            saliency = np.where(alive, w * w / (2 * diagonal), np.inf)
+            p = int(np.argmin(saliency))
+            column = inv[:, p].copy()
+            w -= (w[p] / column[p]) * column
+            w[p] = 0.0
+            inv -= np.outer(column, column) / column[p]
+            alive[p] = False
+            order[r, s], increase[r, s] = p, saliency[p]
+    return order, increase

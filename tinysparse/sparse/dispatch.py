@@ -1,0 +1,42 @@
+"""When does a masked layer run on the sparse kernels instead of the dense masked path?
+
+Unstructured sparsity only pays at high sparsity: below the *break-even* point, a dense
+BLAS product that multiplies the zeros too is faster than any sparse kernel. A layer
+switches to the sparse path when its mask's **density** (fraction kept) is at most
+:func:`density_threshold` — by default 0.2 (80% sparsity), from the break-even measured
+by ``benchmarks/sparse_kernels.py`` on a 2-core machine. Both paths give the same
+results (the tests hold them equal); only the speed differs.
+
+Change it with :func:`set_density_threshold` (0 turns the sparse path off) or the
+environment variable ``TINYSPARSE_DENSITY_THRESHOLD``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tinysparse.sparse.mask import Mask
+
+DEFAULT_DENSITY_THRESHOLD = 0.2
+_threshold: float | None = None
+
+
+def density_threshold() -> float:
+    """Masks at or below this density use the sparse kernels."""
+    if _threshold is not None:
+        return _threshold
+    value = os.environ.get("TINYSPARSE_DENSITY_THRESHOLD")
+    return DEFAULT_DENSITY_THRESHOLD if value is None else float(value)
+
+
+def set_density_threshold(density: float | None) -> None:
+    """Set the switch point (a density in [0, 1]); None restores the default."""
+    global _threshold
+    if density is not None and not 0.0 <= density <= 1.0:
+        raise ValueError(f"density threshold: expected a number in [0, 1], got {density}")
+    _threshold = density
+
+
+def use_sparse_path(mask: Mask | None) -> bool:
+    """Whether a parameter with this mask should run on the sparse kernels."""
+    return mask is not None and mask.density <= density_threshold()
