@@ -21,7 +21,7 @@ from tinysparse import threads as _threads
 # Before NumPy loads: idle BLAS/OpenMP threads must sleep, not spin (see threads.py).
 _threads.configure()
 
-from tinysparse import autograd, data, nn, optim  # noqa: E402
+from tinysparse import autograd, data, kernels, metrics, nn, optim, prune, sparse  # noqa: E402
 from tinysparse.autograd import Tensor, gradcheck, no_grad  # noqa: E402
 from tinysparse.data import load_dataset  # noqa: E402
 from tinysparse.io import load, save  # noqa: E402
@@ -32,5 +32,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "History", "Tensor", "TrainingDiverged", "autograd", "build_model", "data", "evaluate",
-    "fit", "gradcheck", "load", "load_dataset", "nn", "no_grad", "optim", "save",
+    "fit", "gradcheck", "kernels", "load", "load_dataset", "metrics", "nn", "no_grad", "optim",
+    "prune", "save", "sparse",
 ]

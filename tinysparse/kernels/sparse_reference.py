@@ -21,8 +21,6 @@ kernel                 computes                        used for
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 
@@ -88,19 +86,24 @@ def masked_sgd_update(weight: np.ndarray, grad: np.ndarray, velocity: np.ndarray
 
 
 def masked_adam_update(weight: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
-                       positions: np.ndarray, lr: float, beta1: float, beta2: float,
-                       eps: float, weight_decay: float, step: int) -> None:
-    """Adam (PyTorch's form) on the kept positions only, in place (flat arrays)."""
+                       positions: np.ndarray, lr_corrected: float, beta1: float,
+                       one_minus_beta1: float, beta2: float, one_minus_beta2: float,
+                       sqrt_correction2: float, eps: float, weight_decay: float) -> None:
+    """Adam (PyTorch's form) on the kept positions only, in place (flat arrays).
+
+    The caller passes the step's scalars ready-made: ``lr_corrected = η / (1 − β₁ᵗ)`` and
+    ``sqrt_correction2 = √(1 − β₂ᵗ)``, in the weights' dtype (as ``optim.Adam`` computes).
+    """
     g = grad[positions]
     if weight_decay:
         g = g + weight_decay * weight[positions]
     m_k = m[positions] * beta1
-    m_k += (1 - beta1) * g
+    m_k += one_minus_beta1 * g
     v_k = v[positions] * beta2
-    v_k += (1 - beta2) * g * g
+    v_k += one_minus_beta2 * g * g
     m[positions], v[positions] = m_k, v_k
-    denominator = np.sqrt(v_k) / math.sqrt(1 - beta2**step) + eps
-    weight[positions] -= (lr / (1 - beta1**step)) * (m_k / denominator)
+    denominator = np.sqrt(v_k) / sqrt_correction2 + eps
+    weight[positions] -= lr_corrected * (m_k / denominator)
 
 
 def obs_rows_greedy(weight: np.ndarray, inverse: np.ndarray, steps: int

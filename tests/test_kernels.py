@@ -1,0 +1,217 @@
+"""Kernels: the Numba twins equal the NumPy references and the dense masked computation."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinysparse as ts
+from tinysparse import kernels
+from tinysparse.prune import clone, prune
+from tinysparse.sparse import build_structure, set_density_threshold, structure_of
+
+JIT_OFF = os.environ.get("NUMBA_DISABLE_JIT") == "1"
+EXAMPLES = 15 if JIT_OFF else 60
+
+
+def random_sparse(rng, rows, cols, sparsity, empty_row=False, empty_col=False):
+    keep = rng.random((rows, cols)) >= sparsity
+    if empty_row:
+        keep[rng.integers(rows)] = False
+    if empty_col:
+        keep[:, rng.integers(cols)] = False
+    weight = rng.standard_normal((rows, cols)).astype(np.float32) * keep
+    return weight, keep
+
+
+def both(name):
+    return kernels.reference(name), kernels.compiled(name)
+
+
+sparse_case = st.fixed_dictionaries({
+    "seed": st.integers(0, 10_000),
+    "rows": st.integers(1, 40),
+    "cols": st.integers(1, 40),
+    "batch": st.integers(1, 33),
+    "sparsity": st.sampled_from([0.0, 0.3, 0.8, 0.95, 1.0]),
+    "empty_row": st.booleans(),
+    "empty_col": st.booleans(),
+})
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(case=sparse_case)
+def test_sparse_kernels_equal_each_other_and_the_dense_masked_products(case):
+    rng = np.random.default_rng(case["seed"])
+    w, keep = random_sparse(rng, case["rows"], case["cols"], case["sparsity"],
+                            case["empty_row"], case["empty_col"])
+    s = build_structure(keep)
+    values = s.gather(w)
+    x = rng.standard_normal((case["cols"], case["batch"])).astype(np.float32)
+    dy = rng.standard_normal((case["rows"], case["batch"])).astype(np.float32)
+    tolerance = dict(rtol=1e-5, atol=1e-5)
+    for kernel in both("spmm"):
+        np.testing.assert_allclose(kernel(s.indptr, s.indices, values, x), w @ x, **tolerance)
+    for kernel in both("spmm_transposed"):
+        np.testing.assert_allclose(kernel(s.t_indptr, s.t_indices, s.t_order, values, dy),
+                                   w.T @ dy, **tolerance)
+    for kernel in both("sddmm"):
+        np.testing.assert_allclose(s.scatter(kernel(s.indptr, s.indices, dy, x), w.shape),
+                                   (dy @ x.T) * keep, **tolerance)
+
+
+def test_structure_round_trip():
+    rng = np.random.default_rng(0)
+    w, keep = random_sparse(rng, 7, 5, 0.6, empty_row=True, empty_col=True)
+    s = build_structure(keep)
+    np.testing.assert_array_equal(s.to_dense(s.gather(w)), w)
+    assert s.nnz == keep.sum() and s.density == keep.mean()
+    mask = ts.sparse.Mask(keep)
+    assert structure_of(mask) is structure_of(mask)  # built once per mask
+
+
+conv_case = st.fixed_dictionaries({
+    "seed": st.integers(0, 10_000), "n": st.integers(1, 3), "c": st.integers(1, 3),
+    "h": st.integers(3, 9), "w": st.integers(3, 9), "k": st.integers(1, 3),
+    "stride": st.integers(1, 2), "padding": st.integers(0, 2),
+})
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(case=conv_case)
+def test_im2col_col2im_and_pooling_twins_agree(case):
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"])).astype(np.float32)
+    k, s, p = case["k"], case["stride"], case["padding"]
+    (ref_cols, ref_size), (jit_cols, jit_size) = [f(x, k, k, s, p) for f in both("im2col")]
+    np.testing.assert_array_equal(jit_cols, ref_cols)
+    assert tuple(jit_size) == tuple(ref_size)
+    cols = rng.standard_normal(ref_cols.shape).astype(np.float32)
+    reference, compiled = [f(cols, x.shape, k, k, s, p) for f in both("col2im")]
+    np.testing.assert_allclose(compiled, reference, rtol=1e-5, atol=1e-5)
+    if k <= min(case["h"], case["w"]):
+        (ref_out, ref_win), (jit_out, jit_win) = [f(x, k, s) for f in both("max_pool_forward")]
+        np.testing.assert_array_equal(jit_out, ref_out)
+        np.testing.assert_array_equal(jit_win, ref_win)
+        grad = rng.standard_normal(ref_out.shape).astype(np.float32)
+        reference, compiled = [f(grad, ref_win, x.shape, k, s)
+                               for f in both("max_pool_backward")]
+        np.testing.assert_allclose(compiled, reference, rtol=1e-6, atol=1e-6)
+
+
+def test_max_pool_twins_break_ties_the_same_way():
+    x = np.zeros((1, 1, 4, 4), dtype=np.float32)
+    for f in both("max_pool_forward"):
+        _, winner = f(x, 2, 2)
+        assert np.all(winner == 0)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_masked_update_twins_agree(optimizer):
+    rng = np.random.default_rng(0)
+    n = 50
+    positions = np.sort(rng.choice(n, 20, replace=False))
+    results = []
+    for kernel in both(f"masked_{optimizer}_update"):
+        w = rng.standard_normal(n).astype(np.float32)
+        rng2 = np.random.default_rng(1)
+        w = rng2.standard_normal(n).astype(np.float32)
+        g = rng2.standard_normal(n).astype(np.float32)
+        buffers = [np.abs(rng2.standard_normal(n)).astype(np.float32) for _ in range(2)]
+        f32 = np.float32
+        if optimizer == "sgd":
+            kernel(w, g, buffers[0], positions, f32(0.1), f32(0.9), f32(0.01), True, False)
+        else:
+            kernel(w, g, buffers[0], buffers[1], positions, f32(0.01), f32(0.9), f32(0.1),
+                   f32(0.999), f32(0.001), f32(0.05), f32(1e-8), f32(0.01))
+        results.append((w, *buffers))
+    for reference, compiled in zip(*results):
+        np.testing.assert_allclose(compiled, reference, rtol=1e-6)
+
+
+def test_layerwise_obs_twins_agree():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((12, 200))
+    w = rng.standard_normal((5, 12))
+    inverse = np.linalg.inv(2 * x @ x.T / 200 + 0.01 * np.eye(12))
+    (ref_order, ref_inc), (jit_order, jit_inc) = [f(w, inverse, 9)
+                                                  for f in both("obs_rows_greedy")]
+    np.testing.assert_array_equal(jit_order, ref_order)
+    np.testing.assert_allclose(jit_inc, ref_inc, rtol=1e-9)
+
+
+# ---------------------------------------------------------------- layers and training
+@pytest.fixture
+def threshold():
+    yield set_density_threshold
+    set_density_threshold(None)
+
+
+def test_sparse_layers_equal_masked_dense_layers(threshold, mnist5k):
+    x = mnist5k.x_train[:16]
+    for build in (ts.nn.lenet300, ts.nn.lenet5):
+        dense = build(seed=0)
+        prune(dense, 0.9)
+        sparse = clone(dense)
+        threshold(0.0)
+        out_dense = dense(x)
+        loss = ts.autograd.cross_entropy(out_dense, mnist5k.y_train[:16])
+        loss.backward()
+        threshold(1.0)
+        assert sparse.fc1.compute_path() == "sparse"
+        out_sparse = sparse(x)
+        ts.autograd.cross_entropy(out_sparse, mnist5k.y_train[:16]).backward()
+        np.testing.assert_allclose(out_sparse.data, out_dense.data, rtol=1e-4, atol=1e-5)
+        for (name, p), q in zip(dense.named_parameters(), sparse.parameters()):
+            np.testing.assert_allclose(q.grad, p.grad, rtol=1e-3, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_training_on_the_sparse_path_follows_the_masked_dense_path(threshold, optimizer,
+                                                                   mnist5k):
+    base = ts.nn.lenet300(seed=0)
+    ts.fit(base, (mnist5k.x_train[:256], mnist5k.y_train[:256]), epochs=1, quiet=True)
+    prune(base, 0.95)
+    losses = {}
+    for density in (0.0, 1.0):  # 0: masked dense everywhere; 1: sparse everywhere
+        threshold(density)
+        model = clone(base)
+        make = {"sgd": lambda p: ts.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4),
+                "adam": lambda p: ts.optim.Adam(p, lr=1e-3)}[optimizer]
+        history = ts.fit(model, (mnist5k.x_train[:3200], mnist5k.y_train[:3200]), epochs=1,
+                         batch_size=64, optimizer=make(model.parameters()), quiet=True,
+                         max_steps=50)
+        assert history.steps == 50
+        losses[density] = history.train_loss[-1]
+        for name, mask in model.named_masks():  # masks never regrow
+            assert np.all(model.get_parameter(name).data[~mask.keep] == 0)
+    assert losses[1.0] == pytest.approx(losses[0.0], rel=1e-4)
+
+
+def test_sparsity_report_shows_the_compute_path(threshold):
+    model = ts.nn.lenet300()
+    prune(model, 0.95, overrides={"fc3.weight": 0.5})
+    threshold(0.2)
+    paths = {r["layer"]: r["path"] for r in ts.metrics.sparsity_report(model).rows}
+    assert paths == {"fc1.weight": "sparse", "fc2.weight": "sparse",
+                     "fc3.weight": "masked-dense"}
+
+
+def test_density_threshold_is_validated():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        set_density_threshold(1.5)
+
+
+@pytest.mark.skipif(JIT_OFF, reason="already running with the JIT off")
+def test_kernel_tests_pass_with_the_jit_off():
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+         "-k", "twins or sparse_kernels", "-x"],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
