@@ -7,6 +7,14 @@ Compares, in one process and interleaved:
   network: the floor any NumPy framework can hope for;
 * ``torch`` — PyTorch on the CPU, when installed.
 
+Then pruned networks (LeNet-300-100 at 90/95/99% sparsity; LeNets with half or three
+quarters of their units removed), against the dense tinysparse step:
+
+* ``tinysparse-sparse`` — masks on, sparse kernels (the automatic path at high sparsity);
+* ``tinysparse-masked-dense`` — masks on, dense BLAS on W ⊙ M (what most libraries do);
+* ``tinysparse-structured`` — units removed, a smaller dense network;
+* ``tinysparse-dense`` and ``torch`` — the unpruned network.
+
 Usage::
 
     python benchmarks/train_step.py            # table
@@ -203,6 +211,61 @@ def torch_available() -> bool:
     return True
 
 
+# ---------------------------------------------------------------- pruned networks
+def with_threshold(step, density):
+    """Run ``step`` with the dense/sparse switch set to ``density`` (then restore it)."""
+    from tinysparse.sparse import set_density_threshold
+
+    def run():
+        set_density_threshold(density)
+        try:
+            step()
+        finally:
+            set_density_threshold(None)
+
+    return run
+
+
+def pruned_cases(batch, repeats, use_torch, seed=0):
+    from tinysparse.prune import prune, shrink, structured_prune
+
+    data = ts.load_dataset("mnist-5k")
+    x, y = data.x_train[:batch], data.y_train[:batch]
+    records = []
+    dense = ts.build_model("lenet300", seed=seed)
+    for sparsity in (0.9, 0.95, 0.99):
+        sparse = ts.build_model("lenet300", seed=seed)
+        prune(sparse, sparsity)
+        masked = ts.build_model("lenet300", seed=seed)
+        prune(masked, sparsity)
+        implementations = {
+            "tinysparse-dense": tinysparse_step(dense, x, y),
+            "tinysparse-sparse": with_threshold(tinysparse_step(sparse, x, y), 1.0),
+            "tinysparse-masked-dense": with_threshold(tinysparse_step(masked, x, y), 0.0),
+        }
+        if use_torch and torch_available():
+            implementations["torch"] = torch_step(
+                "lenet300", [p.data.copy() for p in dense.parameters()], x, y)
+        timings = time_interleaved(implementations, repeats=repeats, warmup=5, block=10)
+        records += make_records("train_step", {"model": "lenet300", "batch": batch,
+                                               "sparsity": sparsity, "dtype": "float32"},
+                                timings)
+    for name in ("lenet300", "lenet5"):
+        base = ts.build_model(name, seed=seed)
+        implementations = {"tinysparse-dense": tinysparse_step(base, x, y)}
+        for fraction in (0.5, 0.75):
+            model = ts.build_model(name, seed=seed)
+            structured_prune(model, fraction)
+            small = shrink(model)
+            implementations[f"tinysparse-structured-{fraction:.0%}-units"] = tinysparse_step(
+                small, x, y)
+        timings = time_interleaved(implementations, repeats=repeats, warmup=5, block=10)
+        records += make_records("train_step", {"model": name, "batch": batch,
+                                               "sparsity": None, "dtype": "float32",
+                                               "structured": True}, timings)
+    return records
+
+
 # ---------------------------------------------------------------- main
 def run(models=("lenet300", "lenet5"), batch=128, repeats=50, use_torch=True, seed=0):
     data = ts.load_dataset("mnist-5k")
@@ -230,10 +293,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--dense-only", action="store_true", help="skip the pruned networks")
     args = parser.parse_args()
     records = run(batch=args.batch, repeats=args.repeats, use_torch=not args.no_torch)
     text = (f"training step, batch {args.batch}, SGD with momentum — {machine_description()}\n\n"
             + ratio_table(records, ["model", "batch"], baseline="numpy-handwritten"))
+    if not args.dense_only:
+        pruned = pruned_cases(args.batch, args.repeats, not args.no_torch)
+        records += pruned
+        text += ("\n\npruned networks (ratio to the dense tinysparse step)\n\n"
+                 + ratio_table(pruned, ["model", "batch", "sparsity"],
+                               baseline="tinysparse-dense"))
     print_records(records, args.json, text)
 
 

@@ -65,3 +65,7 @@ from tinysparse.prune.obs_layerwise import obs_layerwise_prune  # noqa: E402
 
 __all__ += ["METHODS", "hessian", "obd_prune", "obs_layerwise_prune", "obs_prune",
             "prune_step", "saliencies"]
+
+from tinysparse.prune.structured import shrink, structured_prune, unit_counts, unit_norms  # noqa: E402
+
+__all__ += ["shrink", "structured_prune", "unit_counts", "unit_norms"]

@@ -1,0 +1,198 @@
+"""Structured pruning: remove whole neurons and convolution filters.
+
+Unstructured masks leave the matrices the same size, so only sparse kernels (and only at
+high sparsity) turn the zeros into speed. Removing a *whole unit* — a Linear layer's row
+(one neuron) or a Conv2d filter — shrinks the matrices themselves: the next layer loses
+the matching input column (or input channel), and the network is simply a smaller dense
+network that every dense kernel runs faster (Li et al. 2017 rank filters by their L1
+norm; Wen et al. 2016 learn the structure with group lasso).
+
+Two steps, so that each can be checked:
+
+1. :func:`structured_prune` masks the units with the smallest L1 (or L2) norm of their
+   incoming weights: the unit's weight row (or filter), its bias, and the next layer's
+   weights that read it. The masked network computes exactly what the smaller one will.
+2. :func:`shrink` builds that smaller dense network from the masked one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tinysparse.autograd import Tensor, no_grad
+from tinysparse.nn.layers import Conv2d, Flatten, Linear, Reshape, Sequential
+from tinysparse.nn.module import Module, build_from_spec
+from tinysparse.prune.pruning import current_masks
+from tinysparse.sparse.mask import Mask
+
+CRITERIA = ("l1", "l2")
+
+
+def _layers(model: Module) -> list[tuple[str, Module]]:
+    if not isinstance(model, Sequential) or any(isinstance(m, Sequential) for m in model):
+        raise TypeError("structured pruning works on a flat Sequential model")
+    return list(model._modules.items())
+
+
+def _weighted(layers: Sequence[tuple[str, Module]]) -> list[int]:
+    return [i for i, (_, layer) in enumerate(layers) if isinstance(layer, Linear | Conv2d)]
+
+
+def unit_norms(model: Module, criterion: str = "l1") -> dict[str, np.ndarray]:
+    """Norm of each unit's incoming weights, for every hidden Linear/Conv2d layer (the last
+    weighted layer — the output — is never pruned)."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion: unknown {criterion!r}; choose one of {list(CRITERIA)}")
+    layers = _layers(model)
+    norms = {}
+    for index in _weighted(layers)[:-1]:
+        name, layer = layers[index]
+        rows = layer.weight.data.reshape(layer.weight.shape[0], -1).astype(np.float64)
+        norms[name] = (np.abs(rows).sum(axis=1) if criterion == "l1"
+                       else np.sqrt((rows * rows).sum(axis=1)))
+    return norms
+
+
+def _input_shapes(model: Module, input_shape: Sequence[int]) -> list[tuple[int, ...]]:
+    """The per-example input shape of every layer (one zero example run through)."""
+    shapes = []
+    with no_grad():
+        x = Tensor(np.zeros((1, *input_shape)), dtype=model.dtype)
+        for _, layer in _layers(model):
+            shapes.append(tuple(x.shape[1:]))
+            x = layer(x)
+    return shapes
+
+
+def _readers(layers, index: int, input_shapes) -> tuple[int, int]:
+    """The next weighted layer after ``index`` and how many of its inputs each unit feeds
+    (1, or H·W when a Flatten turns channels into features)."""
+    per_unit = 1
+    for j in range(index + 1, len(layers)):
+        layer = layers[j][1]
+        if isinstance(layer, Flatten):
+            channels, *spatial = input_shapes[j]
+            per_unit = int(np.prod(spatial)) if spatial else 1
+        elif isinstance(layer, Reshape):
+            raise TypeError("structured pruning cannot follow units through a Reshape")
+        if isinstance(layer, Linear | Conv2d):
+            return j, per_unit
+    raise ValueError("the last weighted layer has no reader")
+
+
+def structured_prune(
+    model: Module,
+    fraction: float | Mapping[str, float],
+    criterion: str = "l1",
+    input_shape: Sequence[int] = (1, 28, 28),
+) -> dict[str, Mask]:
+    """Mask the ``fraction`` of units with the smallest norms in every hidden layer.
+
+    Parameters
+    ----------
+    fraction : float or dict layer name -> float
+        Fraction of each hidden layer's units (neurons or filters) to remove, in [0, 1).
+    criterion : {"l1", "l2"}
+        Norm of a unit's incoming weights.
+
+    Returns
+    -------
+    dict name -> Mask
+        The masks now on the model (rows, biases, and the readers' columns).
+    """
+    layers = _layers(model)
+    norms = unit_norms(model, criterion)
+    shapes = _input_shapes(model, input_shape)
+    keep: dict[str, np.ndarray] = {}
+
+    def keep_of(layer_name: str, param: str) -> np.ndarray:
+        key = f"{layer_name}.{param}"
+        if key not in keep:
+            layer = dict(layers)[layer_name]
+            existing = current_masks(model, [key]).get(key)
+            keep[key] = (existing.keep.copy() if existing is not None
+                         else np.ones(getattr(layer, param).shape, dtype=bool))
+        return keep[key]
+
+    for index in _weighted(layers)[:-1]:
+        name, layer = layers[index]
+        share = fraction[name] if isinstance(fraction, Mapping) else fraction
+        if not 0 <= share < 1:
+            raise ValueError(f"fraction of {name}: expected a number in [0, 1), got {share}")
+        count = int(round(share * len(norms[name])))
+        removed = np.argsort(norms[name], kind="stable")[:count]
+        keep_of(name, "weight")[removed] = False
+        if layer.bias is not None:
+            keep_of(name, "bias")[removed] = False
+        reader_index, per_unit = _readers(layers, index, shapes)
+        reader = layers[reader_index][0]
+        columns = (removed[:, None] * per_unit + np.arange(per_unit)).ravel()
+        keep_of(reader, "weight")[:, columns] = False
+    masks = {key: Mask(values) for key, values in keep.items()}
+    for key, mask in masks.items():
+        module_name, _, param = key.rpartition(".")
+        model.get_submodule(module_name).set_mask(param, mask)
+    return masks
+
+
+def shrink(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> Sequential:
+    """A smaller dense copy of ``model`` without the units :func:`structured_prune` removed.
+
+    A unit is removed when its whole weight row (or filter) and its bias are masked. Its
+    outputs equal the masked model's (up to the order of floating-point sums). Masks inside
+    the kept units come along, sliced.
+    """
+    layers = _layers(model)
+    shapes = _input_shapes(model, input_shape)
+    weighted = _weighted(layers)
+    new_layers: list[tuple[str, Module]] = []
+    kept_inputs: np.ndarray | None = None  # kept input features/channels of the next layer
+    for index, (name, layer) in enumerate(layers):
+        spec = layer.spec()
+        if isinstance(layer, Flatten) and kept_inputs is not None:
+            channels, *spatial = shapes[index]
+            per_unit = int(np.prod(spatial)) if spatial else 1
+            kept_inputs = (kept_inputs[:, None] * per_unit + np.arange(per_unit)).ravel()
+        if not isinstance(layer, Linear | Conv2d):
+            new_layers.append((name, build_from_spec(spec)))
+            continue
+        weight_mask = layer._masks.get("weight")
+        bias_mask = layer._masks.get("bias")
+        rows = weight_mask.keep.reshape(layer.weight.shape[0], -1) if weight_mask else None
+        if index == weighted[-1] or rows is None:
+            kept_units = np.arange(layer.weight.shape[0])
+        else:
+            alive = rows.any(axis=1)
+            if bias_mask is not None:
+                alive |= bias_mask.keep
+            elif layer.bias is not None:
+                alive[:] = True  # an unmasked bias keeps the unit's output alive
+            kept_units = np.flatnonzero(alive)
+        inputs = (kept_inputs if kept_inputs is not None
+                  else np.arange(layer.weight.shape[1]))
+        args: dict[str, Any] = dict(spec["args"])
+        if isinstance(layer, Linear):
+            args.update(in_features=len(inputs), out_features=len(kept_units))
+        else:
+            args.update(in_channels=len(inputs), out_channels=len(kept_units))
+        new = type(layer)(**args).to(layer.dtype)
+        new.weight.data = layer.weight.data[np.ix_(kept_units, inputs)].copy()
+        if layer.bias is not None:
+            new.bias.data = layer.bias.data[kept_units].copy()
+        if weight_mask is not None:
+            sliced = weight_mask.keep[np.ix_(kept_units, inputs)]
+            if not sliced.all():
+                new.set_mask("weight", sliced)
+        new_layers.append((name, new))
+        kept_inputs = kept_units
+    return Sequential(*new_layers)
+
+
+def unit_counts(model: Module) -> dict[str, int]:
+    """Units (rows/filters) of every Linear/Conv2d layer: handy to show what shrink did."""
+    return {name: layer.weight.shape[0] for name, layer in _layers(model)
+            if isinstance(layer, Linear | Conv2d)}
+
