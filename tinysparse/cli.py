@@ -179,33 +179,86 @@ def run_train(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- demo
 def run_demo(args: argparse.Namespace) -> int:
+    from tinysparse.bench import training_records
+    from tinysparse.metrics import sparsity_report
+    from tinysparse.prune import clone, prune_and_retrain, prune_step
+
     started = time.perf_counter()
     args.model, args.hidden, args.dataset = "lenet300", [300, 100], "mnist-5k"
     args.batch_size, args.optimizer, args.lr = 64, "adam", 1e-3
-    model, data, history = train_from_args(args)
-    test = ts.evaluate(model, *data.test)
-    steps = [{
-        "step": "train dense",
-        "test_accuracy": test["accuracy"],
-        "parameters": model.num_parameters(),
-        "nonzero_parameters": sum(int((p.data != 0).sum()) for p in model.parameters()),
-    }]
+    model, data, _ = train_from_args(args)
+    say = (lambda m: None) if (args.quiet or args.json) else (
+        lambda m: print(m, file=sys.stderr))
+
+    def row(step: str, net, seconds: float) -> dict[str, Any]:
+        report = sparsity_report(net)
+        return {"step": step, "test_accuracy": ts.evaluate(net, *data.test)["accuracy"],
+                "sparsity": report.total["sparsity"],
+                "compression": report.total["compression"], "seconds": seconds}
+
+    steps = [row("train dense LeNet-300-100", model, time.perf_counter() - started)]
+    for method, label in (("magnitude", "magnitude"), ("obd", "OBD (LeCun et al.)"),
+                          ("obs-layerwise", "layer-wise OBS (OBC)")):
+        say(f"one-shot 90% pruning by {label} ...")
+        t0 = time.perf_counter()
+        pruned = clone(model)
+        prune_step(pruned, args.sparsity, method=method, scope="layer", data=data,
+                   calibration=500, seed=args.seed)
+        steps.append(row(f"one-shot {args.sparsity:.0%}, no retraining: {label}", pruned,
+                         time.perf_counter() - t0))
+    say("iterative magnitude pruning with retraining ...")
+    t0 = time.perf_counter()
+    final = clone(model)
+    prune_and_retrain(final, data, args.sparsity, schedule="iterative", scope="global",
+                      rounds=3, retrain_epochs=2, retrain_lr=args.lr / 3, seed=args.seed,
+                      quiet=True)
+    steps.append(row(f"iterative prune-retrain to {args.sparsity:.0%} (magnitude, global)",
+                     final, time.perf_counter() - t0))
+    say("timing a training step, dense vs sparse ...")
+    speed = {r["implementation"]: r["median_seconds"] * 1e3
+             for r in training_records(sparsity=0.95, repeats=20, seed=args.seed)}
     result = {
-        "command": "demo",
-        "model": "lenet300",
-        "dataset": "mnist-5k",
-        "seed": args.seed,
-        "epochs": args.epochs,
-        "test_accuracy": test["accuracy"],
-        "steps": steps,
+        "command": "demo", "model": "lenet300", "dataset": "mnist-5k", "seed": args.seed,
+        "epochs": args.epochs, "test_accuracy": steps[-1]["test_accuracy"],
+        "dense_test_accuracy": steps[0]["test_accuracy"], "steps": steps,
+        "train_step_ms_at_95_percent_sparsity": speed,
+        "sparsity_report": sparsity_report(final).to_dict(),
     }
+    table = format_table(
+        [[s["step"], s["test_accuracy"], f"{s['sparsity']:.1%}", f"{s['compression']:.1f}x",
+          f"{s['seconds']:.1f}"] for s in steps],
+        ["step", "test accuracy", "sparsity", "compression", "seconds"])
     text = (
         "tinysparse demo: LeNet-300-100 on mnist-5k (4,000 train / 1,000 test real MNIST "
-        "digits)\n\n"
-        + format_table(steps, ["step", "test_accuracy", "parameters", "nonzero_parameters"])
+        "digits)\n\n" + table
+        + "\n\nthe pruned network, layer by layer:\n" + sparsity_report(final).table()
+        + "\n\none training step (batch 128) at 95% sparsity: "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in speed.items())
         + f"\n\nfinished in {time.perf_counter() - started:.1f} s"
     )
     emit(args, result, text)
+    return 0
+
+
+# ---------------------------------------------------------------- bench
+def run_bench(args: argparse.Namespace) -> int:
+    from tinysparse.bench import run_bench as measure
+    from tinysparse.benchmarking import machine_description, ratio_table
+
+    result = measure(args.sparsity)
+    records = result["records"]
+    text = (
+        f"tinysparse bench — {machine_description()}, compiled kernels: "
+        f"{'yes' if result['compiled_kernels'] else 'no (NumPy reference)'}\n\n"
+        + ratio_table([r for r in records if r["benchmark"] == "sparse_kernels"],
+                      ["op", "shape", "sparsity"], baseline="numpy-dense")
+        + "\n\n"
+        + ratio_table([r for r in records if r["benchmark"] == "train_step"],
+                      ["model", "batch", "sparsity"], baseline="dense")
+        + "\n\nfull versions: python benchmarks/sparse_kernels.py, "
+          "python benchmarks/train_step.py"
+    )
+    emit(args, {"command": "bench", **result}, text)
     return 0
 
 
@@ -330,11 +383,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
 
-    demo = commands.add_parser("demo", help="train LeNet-300-100 on the offline digits and report")
+    demo = commands.add_parser("demo", help="train, prune (magnitude, OBD, OBS) and time "
+                                            "LeNet-300-100 on the offline digits")
     demo.add_argument("--epochs", type=_positive_int, default=10)
+    demo.add_argument("--sparsity", type=_sparsity, default=0.9)
     demo.add_argument("--seed", type=int, default=0)
     add_output_arguments(demo)
     demo.set_defaults(handler=run_demo)
+
+    bench = commands.add_parser("bench", help="a short speed check: sparse vs dense")
+    bench.add_argument("--sparsity", type=_sparsity, default=0.95)
+    add_output_arguments(bench)
+    bench.set_defaults(handler=run_bench)
 
     train = commands.add_parser("train", help="train a model and report its test accuracy")
     add_training_arguments(train)
