@@ -269,3 +269,21 @@ def test_bad_input():
     with pytest.raises(ValueError, match="calibration"):
         obs_layerwise_prune(ts.nn.mlp([4, 3]), 0.5, (np.ones((5, 4)), np.zeros(5, int)),
                             calibration=0)
+
+
+def test_compact_obs_equals_the_readable_update():
+    from tinysparse.prune.obs import delete_and_compact
+
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((10, 10))
+    inverse = np.linalg.inv(a @ a.T + np.eye(10))
+    w = rng.standard_normal(10)
+    w_readable, inv_readable = w.copy(), inverse.copy()
+    expected = obs_delete(w_readable, inv_readable, [2, 5])
+    smaller, survivors, index, increase = delete_and_compact(inverse, w, np.arange(10),
+                                                             np.array([2, 5]), rows_per_block=3)
+    kept = [i for i in range(10) if i not in (2, 5)]
+    assert increase == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(survivors, w_readable[kept], atol=1e-12)
+    np.testing.assert_allclose(smaller, inv_readable[np.ix_(kept, kept)], atol=1e-12)
+    assert list(index) == kept
