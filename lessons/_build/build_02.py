@@ -91,9 +91,7 @@ import tinysparse as ts  # first: it tells the BLAS threads how to wait, before 
 import matplotlib.pyplot as plt
 import numpy as np
 
-import tinysparse.metrics  # `import tinysparse` does not load these three sub-packages
-import tinysparse.plot
-import tinysparse.prune
+import tinysparse.plot  # the figures: not loaded by `import tinysparse` (they need matplotlib)
 from tinysparse.tables import format_table
 
 FAST = os.environ.get("TINYSPARSE_FAST") == "1"
