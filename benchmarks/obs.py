@@ -3,7 +3,8 @@
 Cases (each timed in this process; the inverse-Fisher variants interleaved):
 
 * ``inverse_fisher`` — (GᵀG/P + λI)⁻¹ for n weights and P examples: rank-one Woodbury
-  recursion (readable), blocked Woodbury (block 100), Cholesky of the formed matrix;
+  recursion (readable), blocked Woodbury (block 100; and all P rows in one block, the
+  Woodbury identity), Cholesky of the formed matrix;
 * ``full_obs`` — OBS of a 784-12-10 MLP (9,550 weights) to 90% sparsity, groups of ~1%;
 * ``layerwise_obs`` — layer-wise OBS of all of LeNet-300-100 to 90% sparsity.
 
@@ -38,6 +39,8 @@ def inverse_fisher_case(n: int, examples: int, repeats: int, rank_one: bool) -> 
     damping = 1e-3
     implementations = {
         "woodbury-blocked-100": lambda: hs.inverse_fisher(rows, examples, damping, block=100),
+        "woodbury-one-block": lambda: hs.inverse_fisher(rows, examples, damping,
+                                                        block=examples),
         "cholesky": lambda: hs.inverse_fisher_cholesky(rows, examples, damping),
     }
     if rank_one:

@@ -30,6 +30,15 @@ from tinysparse.train import History, TrainingDiverged, evaluate, fit  # noqa: E
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``tinysparse.plot`` is imported on first use (it loads matplotlib)."""
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module("tinysparse.plot")
+    raise AttributeError(f"module 'tinysparse' has no attribute {name!r}")
+
 __all__ = [
     "History", "Tensor", "TrainingDiverged", "autograd", "build_model", "data", "evaluate",
     "fit", "gradcheck", "kernels", "load", "load_dataset", "metrics", "nn", "no_grad", "optim",

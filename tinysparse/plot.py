@@ -94,8 +94,8 @@ def weight_histograms(
         return array[array != 0]
 
     ax.hist(values(before), bins=bins, alpha=0.5, label="before", density=True)
-    ax.hist(values(after), bins=bins, alpha=0.5, label="after (non-zero)", density=True)
-    ax.set_xlabel(f"{parameter} value")
+    ax.hist(values(after), bins=bins, alpha=0.5, label="after", density=True)
+    ax.set_xlabel(f"{parameter}: non-zero values")
     ax.set_ylabel("density")
     ax.legend()
     return ax

@@ -499,7 +499,7 @@ def inverse_fisher_rank_one(rows: np.ndarray, examples: int, damping: float) -> 
 
 
 def inverse_fisher(
-    rows: np.ndarray, examples: int, damping: float, block: int = 100,
+    rows: np.ndarray, examples: int, damping: float, block: int = 1000,
 ) -> np.ndarray:
     """(Rᵀ R / P + α I)⁻¹ by the blocked Woodbury recursion (fast; same result).
 
@@ -508,18 +508,20 @@ def inverse_fisher(
         H⁻¹ ← H⁻¹ − A (P I_B + R_B A)⁻¹ Aᵀ
 
     ``block=1`` is the rank-one recursion; larger blocks turn the work into matrix
-    products (BLAS-3).
+    products (BLAS-3). With all P rows in one block this is the Woodbury identity itself,
+    H⁻¹ = α⁻¹ (I − Rᵀ (α P I + R Rᵀ)⁻¹ R): the cheapest when P ≤ n.
     """
     damping = _check_damping(damping)
     n = rows.shape[1]
     if block < 1:
         raise ValueError(f"block: expected a positive integer, got {block}")
-    inverse = np.eye(n) / damping
+    inverse = None  # H₀⁻¹ = α⁻¹ I, kept implicit until the first block
     for start in range(0, len(rows), block):
         chunk = rows[start : start + block]
-        a = inverse @ chunk.T  # (n, B)
+        a = chunk.T / damping if inverse is None else inverse @ chunk.T  # A = H⁻¹ R_Bᵀ (n, B)
         small = examples * np.eye(len(chunk)) + chunk @ a
-        inverse -= a @ np.linalg.solve(small, a.T)
+        update = a @ np.linalg.solve(small, a.T)
+        inverse = np.eye(n) / damping - update if inverse is None else inverse - update
     return inverse
 
 

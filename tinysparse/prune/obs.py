@@ -45,6 +45,7 @@ from tinysparse.train import evaluate
 
 MAX_WEIGHTS = 10_000
 HESSIANS = ("fisher", "gauss-newton", "exact")
+ROWS_PER_BLOCK = 512
 
 
 @dataclass
@@ -88,7 +89,10 @@ def obs_delete(weights: np.ndarray, inverse: np.ndarray, group: Sequence[int]) -
     columns = inverse[:, q].copy()
     weights -= columns @ coefficients  # δw = −H⁻¹_{:,Q} [H⁻¹]_QQ⁻¹ w_Q
     weights[q] = 0.0  # exactly, not just up to round-off
-    inverse -= columns @ np.linalg.solve(block, columns.T)  # remove Q from H⁻¹
+    right = np.linalg.solve(block, columns.T)  # [H⁻¹]_QQ⁻¹ H⁻¹_{Q,:}
+    for start in range(0, len(inverse), ROWS_PER_BLOCK):  # H⁻¹ −= H⁻¹_{:,Q} [H⁻¹]_QQ⁻¹ H⁻¹_{Q,:}
+        stop = start + ROWS_PER_BLOCK  # (block by block: no n × n temporary)
+        inverse[start:stop] -= columns[start:stop] @ right
     inverse[q, :] = 0.0
     inverse[:, q] = 0.0
     return increase
@@ -179,14 +183,13 @@ def obs_prune(
         alive[offsets[n]:offsets[n] + sizes[n]] = mask.keep.ravel()
 
     inverse = inverse_hessian(model, (x, y), names, hessian, loss, damping)
-    # From here on H⁻¹ is kept *compact*: only the rows/columns of weights still alive
-    # (``index`` maps them to positions in the flat vector), so it shrinks as we prune.
-    index = np.arange(total)
-    alive_weights = weights.copy()
     dead = np.flatnonzero(~alive)
     if len(dead):  # already-pruned weights are fixed at zero: take them out of H⁻¹
-        inverse, alive_weights, index, _ = delete_and_compact(inverse, alive_weights, index,
-                                                              dead)
+        obs_delete(weights, inverse, dead)
+    # H⁻¹ shrinks as we go: every so often the rows/columns of deleted weights are dropped
+    # (``index`` maps the rows of the compact matrix to positions in the flat vector).
+    index = np.arange(total)
+    inverse, weights, index = compact(inverse, weights, index, alive)
 
     n_prunable = int(candidate.sum())
     to_delete = int(round(sparsity * n_prunable)) - int((candidate & ~alive).sum())
@@ -194,53 +197,32 @@ def obs_prune(
     report = SurgeryReport({}, 0.0, 0.0, loss_before, loss_before, names=names)
     deleted = 0
     while deleted < to_delete:
-        open_ = np.flatnonzero(candidate[index])  # compact positions we may delete
-        saliency = obs_saliency(alive_weights[open_], np.diag(inverse)[open_])
+        open_ = np.flatnonzero(candidate[index] & alive[index])  # rows we may delete
+        saliency = obs_saliency(weights[open_], np.diag(inverse)[open_])
         count = min(group, to_delete - deleted)
         chosen = open_[np.argsort(saliency, kind="stable")[:count]]
-        chosen_flat = index[chosen]
-        inverse, alive_weights, index, increase = delete_and_compact(
-            inverse, alive_weights, index, chosen)
-        alive[chosen_flat] = False
+        report.predicted_increase += obs_delete(weights, inverse, chosen)
+        alive[index[chosen]] = False
         deleted += count
-        report.predicted_increase += increase
-        step = SurgeryStep(deleted, chosen_flat.tolist(), report.predicted_increase)
+        step = SurgeryStep(deleted, index[chosen].tolist(), report.predicted_increase)
+        if np.count_nonzero(~alive[index]) > 0.1 * len(index):
+            inverse, weights, index = compact(inverse, weights, index, alive)
         if measure_every and (len(report.steps) + 1) % measure_every == 0:
-            _write(model, names, _expand(alive_weights, index, total), alive, offsets, sizes,
+            _write(model, names, _expand(weights, index, total), alive, offsets, sizes,
                    prunable)
             step.measured_increase = evaluate(model, x, y, loss=loss)["loss"] - loss_before
         report.steps.append(step)
-    report.masks = _write(model, names, _expand(alive_weights, index, total), alive, offsets,
+    report.masks = _write(model, names, _expand(weights, index, total), alive, offsets,
                           sizes, prunable)
     report.loss_after = evaluate(model, x, y, loss=loss)["loss"]
     report.actual_increase = report.loss_after - loss_before
     return report
 
 
-def delete_and_compact(inverse: np.ndarray, weights: np.ndarray, index: np.ndarray,
-                       group: np.ndarray, rows_per_block: int = 512):
-    """:func:`obs_delete` for a compact H⁻¹, which then loses the rows/columns of ``group``.
-
-    The same formulas; the update ``H⁻¹ − H⁻¹_{:,Q} [H⁻¹]_QQ⁻¹ H⁻¹_{Q,:}`` and the removal of
-    Q are done together, block of rows by block of rows, in one pass over the matrix.
-    Returns (smaller inverse, surviving weights, their flat positions, ΔL).
-    """
-    q = np.asarray(group)
-    block = inverse[np.ix_(q, q)]
-    coefficients = np.linalg.solve(block, weights[q])
-    increase = 0.5 * float(weights[q] @ coefficients)  # ΔL = ½ w_Qᵀ [H⁻¹]_QQ⁻¹ w_Q
-    columns = inverse[:, q]
-    keep = np.ones(len(weights), dtype=bool)
-    keep[q] = False
-    kept = np.flatnonzero(keep)
-    new_weights = (weights - columns @ coefficients)[kept]  # δw = −H⁻¹_{:,Q} [H⁻¹]_QQ⁻¹ w_Q
-    right = np.linalg.solve(block, columns[kept].T)  # [H⁻¹]_QQ⁻¹ H⁻¹_{Q,kept}
-    smaller = np.empty((len(kept), len(kept)))
-    for start in range(0, len(kept), rows_per_block):
-        rows = kept[start : start + rows_per_block]
-        smaller[start : start + len(rows)] = (inverse[np.ix_(rows, kept)]
-                                              - columns[rows] @ right)
-    return smaller, new_weights, index[kept], increase
+def compact(inverse: np.ndarray, weights: np.ndarray, index: np.ndarray, alive: np.ndarray):
+    """Drop the rows/columns of deleted weights (all zero by now) from H⁻¹ and the weights."""
+    keep = np.flatnonzero(alive[index])
+    return inverse[np.ix_(keep, keep)], weights[keep], index[keep]
 
 
 def _expand(alive_weights: np.ndarray, index: np.ndarray, total: int) -> np.ndarray:
