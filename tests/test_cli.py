@@ -66,3 +66,55 @@ def test_runtime_errors_are_one_line_without_traceback(tmp_path, monkeypatch):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "--dataset mnist-5k" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_prune_json_reports_the_interface_keys(capsys):
+    code, out, _ = run_cli(capsys, "prune", "--model", "mlp", "--hidden", "32", "--epochs", "1",
+                           "--sparsity", "0.8", "--rounds", "2", "--retrain-epochs", "1",
+                           "--json")
+    result = json.loads(out)
+    assert code == 0
+    for key in ("dense_test_accuracy", "pruned_test_accuracy", "test_accuracy", "sparsity",
+                "layers"):
+        assert key in result
+    assert result["sparsity"] == pytest.approx(0.8, abs=1e-4)
+    assert set(result["layers"]) == {"fc1.weight", "fc2.weight"}
+
+
+def test_prune_second_order_methods(capsys):
+    base = ["prune", "--model", "mlp", "--hidden", "8", "--epochs", "1", "--json",
+            "--calibration", "100", "--retrain-epochs", "0", "--schedule", "oneshot"]
+    code, out, _ = run_cli(capsys, *base, "--method", "obd", "--scope", "layer")
+    result = json.loads(out)
+    assert code == 0 and "predicted_increase" in result and "actual_increase" in result
+    code, out, _ = run_cli(capsys, *base, "--method", "obs", "--scope", "global",
+                           "--sparsity", "0.5")
+    result = json.loads(out)
+    assert code == 0 and result["predicted_increase"] >= 0
+    code, out, _ = run_cli(capsys, *base, "--method", "obs-layerwise", "--scope", "layer")
+    assert code == 0 and "layer_relative_error" in json.loads(out)
+
+
+def test_prune_refuses_full_obs_on_lenet300(capsys):
+    code, _, err = run_cli(capsys, "prune", "--method", "obs", "--scope", "global",
+                           "--epochs", "1", "--schedule", "oneshot", "--quiet")
+    assert code == 1 and "obs-layerwise" in err and "Traceback" not in err
+
+
+def test_lottery_json(capsys):
+    code, out, _ = run_cli(capsys, "lottery", "--rounds", "1", "--epochs", "1",
+                           "--controls", "reinit", "--json")
+    result = json.loads(out)
+    assert code == 0 and len(result["per_round"]) == 2
+    last = result["per_round"][-1]
+    assert last["remaining"] == pytest.approx(0.8, abs=0.01)
+    assert {"ticket", "reinit", "supermask_large_final"} <= set(last)
+    assert "early_stop_iteration_mean" in last["ticket"]
+
+
+def test_bench_json(capsys):
+    code, out, _ = run_cli(capsys, "bench", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["records"]
+    assert {"benchmark", "implementation", "median_seconds"} <= set(result["records"][0])
+    assert "train_step_sparse_over_dense" in result["ratios"]

@@ -59,12 +59,12 @@ __all__ += ["sensitivity", "sensitivity_table"]
 
 from tinysparse.prune import hessian  # noqa: E402
 from tinysparse.prune.methods import METHODS, prune_step  # noqa: E402
-from tinysparse.prune.obd import obd_prune, saliencies  # noqa: E402
+from tinysparse.prune.obd import obd_prune, predicted_increase, saliencies  # noqa: E402
 from tinysparse.prune.obs import obs_prune  # noqa: E402
 from tinysparse.prune.obs_layerwise import obs_layerwise_prune  # noqa: E402
 
 __all__ += ["METHODS", "hessian", "obd_prune", "obs_layerwise_prune", "obs_prune",
-            "prune_step", "saliencies"]
+            "predicted_increase", "prune_step", "saliencies"]
 
 from tinysparse.prune.structured import shrink, structured_prune, unit_counts, unit_norms  # noqa: E402
 

@@ -129,7 +129,7 @@ def obs_prune(
     hessian: str = "fisher",
     loss: str = "cross_entropy",
     damping: float = 1e-4,
-    group_size: int | None = 1,
+    group_size: int | None = None,
     measure_every: int | None = None,
     max_weights: int = MAX_WEIGHTS,
 ) -> SurgeryReport:
@@ -152,7 +152,8 @@ def obs_prune(
     damping : float
         Relative damping: α = damping × mean(diag H), added to H.
     group_size : int or None
-        Weights deleted per step (1 = the paper's one at a time; None = about 100 steps).
+        Weights deleted per step: 1 = the paper's one at a time; None (default) = about
+        100 steps in all (one at a time when fewer than 200 weights go).
     measure_every : int, optional
         Also measure the true loss after every this many steps (slower).
     """

@@ -220,7 +220,7 @@ def obs_layerwise_prune(
             raise ValueError(f"{name}: layer-wise OBS starts from a dense layer (this one "
                              f"already has a mask)")
         hessian = layer_hessian(inputs[name], damping)
-        steps = min(weight.shape[1] - 1, int(np.ceil(reach * weight.shape[1])))
+        steps = min(weight.shape[1], int(np.ceil(reach * weight.shape[1])))
         trajectories = greedy_row_deletions(weight, np.linalg.inv(hessian), steps, group_size)
         output_energy = float(np.sum((weight @ inputs[name]) ** 2)) / inputs[name].shape[1]
         per_layer[name] = (layer, weight, hessian, trajectories, output_energy)
