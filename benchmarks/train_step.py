@@ -213,15 +213,12 @@ def torch_available() -> bool:
 
 # ---------------------------------------------------------------- pruned networks
 def with_threshold(step, density):
-    """Run ``step`` with the dense/sparse switch set to ``density`` (then restore it)."""
-    from tinysparse.sparse import set_density_threshold
+    """Run ``step`` with the dense/sparse switch set to ``density``."""
+    from tinysparse.sparse import density_threshold_set
 
     def run():
-        set_density_threshold(density)
-        try:
+        with density_threshold_set(density):
             step()
-        finally:
-            set_density_threshold(None)
 
     return run
 

@@ -24,21 +24,18 @@ from tinysparse.data import load_dataset
 from tinysparse.nn import lenet300
 from tinysparse.optim import SGD
 from tinysparse.prune import prune
-from tinysparse.sparse import build_structure, set_density_threshold
+from tinysparse.sparse import build_structure, density_threshold_set
 
 
 def _training_step(model, x, y, density=None):
     optimizer = SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step():
-        set_density_threshold(density)
-        try:
+        with density_threshold_set(density):
             loss = cross_entropy(model(x), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        finally:
-            set_density_threshold(None)
 
     return step
 

@@ -95,11 +95,20 @@ def ratio_table(
 
 
 def machine_description() -> str:
-    """One line on where the numbers came from."""
+    """One line on where the numbers came from: CPU model, cores, Python, NumPy."""
     import os
 
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}")
+    import numpy
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        model = names[0] if names else model
+    except OSError:
+        pass
+    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"NumPy {numpy.__version__}")
 
 
 def print_records(records: list[dict[str, Any]], as_json: bool, text: str) -> None:

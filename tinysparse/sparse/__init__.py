@@ -7,6 +7,7 @@ from tinysparse.sparse.csr import SparseStructure, build_structure, structure_of
 from tinysparse.sparse.dispatch import (
     DEFAULT_DENSITY_THRESHOLD,
     density_threshold,
+    density_threshold_set,
     set_density_threshold,
     use_sparse_path,
 )
@@ -15,6 +16,6 @@ from tinysparse.sparse.ops import SparseConv2d, SparseLinear, sparse_conv2d, spa
 
 __all__ = [
     "DEFAULT_DENSITY_THRESHOLD", "Mask", "SparseConv2d", "SparseLinear", "SparseStructure",
-    "build_structure", "density_threshold", "set_density_threshold", "sparse_conv2d",
-    "sparse_linear", "structure_of", "use_sparse_path",
+    "build_structure", "density_threshold", "density_threshold_set", "set_density_threshold",
+    "sparse_conv2d", "sparse_linear", "structure_of", "use_sparse_path",
 ]

@@ -7,13 +7,16 @@ switches to the sparse path when its mask's **density** (fraction kept) is at mo
 by ``benchmarks/sparse_kernels.py`` on a 2-core machine. Both paths give the same
 results (the tests hold them equal); only the speed differs.
 
-Change it with :func:`set_density_threshold` (0 turns the sparse path off) or the
-environment variable ``TINYSPARSE_DENSITY_THRESHOLD``.
+Change it with :func:`set_density_threshold` (0 turns the sparse path off, 1 sends every
+masked layer to it), for a block of code with ``with density_threshold_set(0.0): ...``,
+or with the environment variable ``TINYSPARSE_DENSITY_THRESHOLD``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from tinysparse.sparse.mask import Mask
 
@@ -35,6 +38,19 @@ def set_density_threshold(density: float | None) -> None:
     if density is not None and not 0.0 <= density <= 1.0:
         raise ValueError(f"density threshold: expected a number in [0, 1], got {density}")
     _threshold = density
+
+
+@contextlib.contextmanager
+def density_threshold_set(density: float | None) -> Iterator[None]:
+    """Use ``density`` as the switch point inside a ``with`` block, then restore the
+    previous setting."""
+    global _threshold
+    previous = _threshold
+    set_density_threshold(density)
+    try:
+        yield
+    finally:
+        _threshold = previous
 
 
 def use_sparse_path(mask: Mask | None) -> bool:
