@@ -814,8 +814,9 @@ operations whatever the group size, while the compiled kernel shrinks each row's
 the row empties (about $d^3/3$) and runs the rows in parallel. Against the readable
 reference, fewer and larger matrix products should win; but they are many small
 multi-threaded BLAS calls, and on a machine shared with other jobs those can be
-surprisingly slow: in our full runs, with other jobs competing for the two cores, groups
-of 16 took longer than the readable reference.
+surprisingly slow: in some of our full runs, with other jobs competing for the two cores,
+groups of 16 took longer than the readable reference (in a quieter run, about a third of
+its time).
 
 ### The whole network, one-shot, no retraining
 
