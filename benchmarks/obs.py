@@ -98,8 +98,7 @@ def main() -> None:
     n, examples = (2000, 200) if args.quick else (10_000, 1000)
     records = inverse_fisher_case(n, examples, repeats=1, rank_one=True)
     records += full_obs_case(hidden=2 if args.quick else 12, calibration=examples)
-    records += layerwise_case(calibration=200 if args.quick else 1000,
-                              group_size=32 if args.quick else 8)
+    records += layerwise_case(calibration=200 if args.quick else 1000, group_size=1)
     rows = [[r["op"], r.get("n", r.get("model")), r.get("examples"), r["implementation"],
              r["median_seconds"], r.get("test_accuracy")] for r in records]
     text = (f"second-order pruning — {machine_description()}\n\n"

@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--calibration", type=_positive_int, default=1000,
                        help="training examples for the Hessian (obd, obs, obs-layerwise)")
     prune.add_argument("--damping", type=_positive_float, default=None,
-                       help="relative damping of the Hessian (obs: 1e-4, obs-layerwise: 1e-2)")
+                       help="relative damping of the Hessian (default 1e-2)")
     prune.add_argument("--hessian", default=None,
                        choices=["gauss-newton", "lecun", "exact", "fisher"],
                        help="curvature: obd diagonal (gauss-newton, lecun, exact) or obs "

@@ -72,7 +72,7 @@ def prune_step(
             raise ValueError("method 'obs' chooses weights with one inverse Hessian over the "
                              "whole network: use scope='global'")
         report = obs_prune(model, sparsity, calibration_data, hessian=hessian or "fisher",
-                           damping=1e-4 if damping is None else damping, **options)
+                           damping=1e-2 if damping is None else damping, **options)
         return {"predicted_increase": report.predicted_increase,
                 "actual_increase": report.actual_increase}
     report = obs_layerwise_prune(model, sparsity, calibration_data, scope=scope,

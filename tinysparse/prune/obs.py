@@ -128,7 +128,7 @@ def obs_prune(
     prunable: Sequence[str] | None = None,
     hessian: str = "fisher",
     loss: str = "cross_entropy",
-    damping: float = 1e-4,
+    damping: float = 1e-2,
     group_size: int | None = None,
     measure_every: int | None = None,
     max_weights: int = MAX_WEIGHTS,
@@ -150,7 +150,9 @@ def obs_prune(
         Outer-product approximation from per-example gradients ("fisher"), per-output
         Jacobian rows ("gauss-newton"), or the exact Hessian (tiny nets).
     damping : float
-        Relative damping: α = damping × mean(diag H), added to H.
+        Relative damping: α = damping × mean(diag H), added to H. With fewer examples
+        than weights the outer-product H is singular; too little damping then makes the
+        saliencies (and the predicted loss increase) meaninglessly small.
     group_size : int or None
         Weights deleted per step: 1 = the paper's one at a time; None (default) = about
         100 steps in all (one at a time when fewer than 200 weights go).
@@ -169,7 +171,7 @@ def obs_prune(
             f"full OBS keeps an n x n inverse Hessian: this model has n = {total:,} weights "
             f"({total * total * 8 / 1e9:.1f} GB), more than the limit of {max_weights:,}. "
             f"Use the layer-wise method (method='obs-layerwise', tinysparse.prune."
-            f"obs_layerwise_prune), or prune fewer parameters=")
+            f"obs_layerwise_prune), or pass fewer parameters= to compensate with")
     loss_before = evaluate(model, x, y, loss=loss)["loss"]
 
     weights = flatten_parameters(model, names)

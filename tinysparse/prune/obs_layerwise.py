@@ -195,8 +195,9 @@ def obs_layerwise_prune(
     damping : float
         Relative damping of H = 2 X Xᵀ (fraction of its mean diagonal).
     group_size : int
-        Deletions per OBS step in each row (1 = one at a time, exactly; the default, on
-        the compiled kernel; larger groups trade a little accuracy for speed).
+        Deletions per OBS step in each row: 1 (the default) deletes one at a time,
+        exactly, on the compiled kernel, which is also the fastest. Larger groups run
+        the vectorised NumPy version; they only help when Numba is unavailable.
     headroom : float
         How far past the target each row's greedy trajectory runs, as a fraction of the
         remaining density, so the rows can share the deletions unevenly.
