@@ -590,8 +590,8 @@ matrices are gone. Biases are never deleted but may move to compensate. With
 `measure_every=5` it also measures the true loss on the calibration images every five
 steps, so we can compare it with the prediction.
 
-We run it twice: with the library's default damping ($10^{-4}$ of the mean diagonal) and
-with a much larger one ($10^{-1}$). For comparison, magnitude pruning and OBD (lesson 03)
+We run it twice: with a small damping ($10^{-4}$ of the mean diagonal) and with a much
+larger one ($10^{-1}$); the library's default, $10^{-2}$, lies between them. For comparison, magnitude pruning and OBD (lesson 03)
 remove the same 90% with one global threshold, without moving anything.
 """),
     code(r"""
