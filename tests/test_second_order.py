@@ -286,3 +286,14 @@ def test_compacting_the_inverse_keeps_what_is_alive():
     assert list(index) == kept
     np.testing.assert_allclose(smaller, np.linalg.inv(h[np.ix_(kept, kept)]), rtol=1e-10)
     np.testing.assert_array_equal(survivors, w[kept])
+
+
+def test_layerwise_obs_prunes_convolutions_through_im2col(mnist5k):
+    model = ts.nn.lenet5(seed=0)
+    report = obs_layerwise_prune(model, 0.7, mnist5k, calibration=32)
+    assert set(report.masks) == {"conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight",
+                                 "fc3.weight"}
+    for name, mask in report.masks.items():
+        assert mask.sparsity == pytest.approx(0.7, abs=1 / mask.size)
+        assert np.all(model.get_parameter(name).data[~mask.keep] == 0)
+    assert report.layers["conv2.weight"]["relative_error"] < 0.5
