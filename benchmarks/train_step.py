@@ -62,23 +62,25 @@ class HandwrittenMLP:
         self.velocity = [np.zeros_like(p) for p in self.params]
 
     def step(self, x, y):
-        w1, b1, w2, b2, w3, b3 = self.params
-        x = x.reshape(len(x), -1)
-        h1 = np.maximum(x @ w1.T + b1, 0)
-        h2 = np.maximum(h1 @ w2.T + b2, 0)
-        z = h2 @ w3.T + b3
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        p[np.arange(len(y)), y] -= 1
-        dz = p / len(y)
-        grads = [None] * 6
-        grads[4], grads[5] = dz.T @ h2, dz.sum(0)
-        dh2 = (dz @ w3) * (h2 > 0)
-        grads[2], grads[3] = dh2.T @ h1, dh2.sum(0)
-        dh1 = (dh2 @ w2) * (h1 > 0)
-        grads[0], grads[1] = dh1.T @ x, dh1.sum(0)
+        grads, _ = relu_mlp_forward_backward(x.reshape(len(x), -1), self.params, y, False)
         sgd_momentum(self.params, self.velocity, grads)
+
+
+def relu_mlp_forward_backward(x, params, y, need_dx):
+    """Three ReLU-separated Linear layers, softmax cross-entropy, and their gradients."""
+    w1, b1, w2, b2, w3, b3 = params
+    h1 = np.maximum(x @ w1.T + b1, 0)
+    h2 = np.maximum(h1 @ w2.T + b2, 0)
+    z = h2 @ w3.T + b3
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1
+    dz = p / len(y)
+    dh2 = (dz @ w3) * (h2 > 0)
+    dh1 = (dh2 @ w2) * (h1 > 0)
+    grads = [dh1.T @ x, dh1.sum(0), dh2.T @ h1, dh2.sum(0), dz.T @ h2, dz.sum(0)]
+    return grads, (dh1 @ w1 if need_dx else None)
 
 
 class HandwrittenLeNet5:
@@ -143,21 +145,10 @@ class HandwrittenLeNet5:
         r2 = np.maximum(a2, 0)
         p2, arg2 = self.pool_forward(r2)
         flat = p2.reshape(len(x), -1)
-        h1 = np.maximum(flat @ f1w.T + f1b, 0)
-        h2 = np.maximum(h1 @ f2w.T + f2b, 0)
-        z = h2 @ f3w.T + f3b
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        p[np.arange(len(y)), y] -= 1
-        dz = p / len(y)
-        grads = [None] * 10
-        grads[8], grads[9] = dz.T @ h2, dz.sum(0)
-        dh2 = (dz @ f3w) * (h2 > 0)
-        grads[6], grads[7] = dh2.T @ h1, dh2.sum(0)
-        dh1 = (dh2 @ f2w) * (h1 > 0)
-        grads[4], grads[5] = dh1.T @ flat, dh1.sum(0)
-        dp2 = (dh1 @ f1w).reshape(p2.shape)
+        grads = [None] * 4
+        head, dflat = relu_mlp_forward_backward(flat, (f1w, f1b, f2w, f2b, f3w, f3b), y, True)
+        grads += head
+        dp2 = dflat.reshape(p2.shape)
         dr2 = self.pool_backward(dp2, arg2, r2.shape) * (r2 > 0)
         dp1, grads[2], grads[3] = self.conv_backward(dr2, cols2, p1.shape, c2w, 0, True)
         dr1 = self.pool_backward(dp1, arg1, r1.shape) * (r1 > 0)
