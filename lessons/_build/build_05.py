@@ -73,8 +73,8 @@ You will
 
 **Run time.** The default mode is the real experiment — LeNet-300-100 on `mnist-5k`,
 14 rounds (down to 4.5% of the weights), 10 epochs per training run, 3 seeds, three
-controls, plus the late-rewinding runs: about 220 training runs, roughly **10 minutes on
-2 cores**. `TINYSPARSE_FAST=1` (what the tests use) runs 3 rounds of 1 epoch with 2 seeds
+controls, plus the late-rewinding runs: about 220 training runs, about **8 minutes on an
+otherwise idle 2-core machine**. `TINYSPARSE_FAST=1` (what the tests use) runs 3 rounds of 1 epoch with 2 seeds
 in well under a minute; its numbers are only a smoke test. (On a busy 2-core machine,
 NumPy's two BLAS threads can fight other processes for the cores and make training several
 times slower; starting Jupyter with `OPENBLAS_NUM_THREADS=1` avoids that.)
