@@ -402,9 +402,9 @@ print("test accuracy at the early-stopping iteration, mean ± std over seeds "
 print(format_table(rows, headers=["round", "remaining", *VARIANTS]))
 """),
     md(r"""
-The "±" is the standard deviation over the seeds as `summarize` computes it
-(`np.std`, which divides by the number of seeds; with 3 seeds the unbiased estimate is
-$\sqrt{3/2} \approx 1.22$ times larger). One test digit is 0.1 percentage points.
+The "±" is the sample standard deviation over the seeds as `summarize` computes it
+(dividing by the number of seeds minus one, the cautious choice with only 3 seeds). One
+test digit is 0.1 percentage points.
 
 Frankle & Carbin plot accuracy against the fraction of weights remaining on a log axis,
 running from dense on the left to sparse on the right. We do the same:

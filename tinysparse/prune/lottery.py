@@ -17,6 +17,8 @@ The controls that tell a ticket from a merely good architecture:
 * ``sign`` — same mask, fresh random magnitudes but the signs of θ₀ (Zhou et al. 2019: the
   signs are what matters);
 
+(with late rewinding, θ_k stands for θ₀ in the ticket and both controls that use it;)
+
 and Zhou et al.'s *supermasks*: the masked but **untrained** θ₀, with masks chosen by
 ``large_final`` (largest trained |w|) or ``magnitude_increase`` (largest |w_final| − |w₀|).
 """
@@ -208,7 +210,7 @@ def lottery_ticket_experiment(
         Training of every round and control (Adam; F&C: 1.2e-3, batch 60).
     rewind_iteration : int
         0 rewinds to θ₀; k > 0 to the weights after k steps of the dense run ("late
-        rewinding").
+        rewinding"); early-stopping iterations then count from that point.
     controls, supermasks : sequences of names
         Which of :data:`CONTROLS` to train and :data:`SUPERMASK_CRITERIA` to evaluate.
 
@@ -274,13 +276,15 @@ def lottery_ticket_experiment(
         record.results["ticket"] = run(ticket, seed)
         for control in controls:
             model = clone(ticket)
+            rewind_state = ticket.snapshots[rewind_label]  # θ₀, or θ_k with late rewinding
             if control == "reinit":
                 model.load_state_dict(random_init_state(model, round_seed + 1, init))
             elif control == "sign":
-                model.load_state_dict(sign_preserving_state(theta_0, round_seed + 2, init))
-            else:  # random_mask: θ₀ with randomly placed survivors
+                model.load_state_dict(sign_preserving_state(rewind_state, round_seed + 2,
+                                                            init))
+            else:  # random_mask: the rewind weights with randomly placed survivors
                 remove_masks(model)
-                model.load_state_dict(theta_0)
+                model.load_state_dict(rewind_state)
                 apply_masks(model, random_masks_like(masks, round_seed + 3))
             record.results[control] = run(model, seed)
         for criterion in supermasks:
@@ -299,7 +303,7 @@ def lottery_ticket_experiment(
 
 
 def summarize(runs: Sequence[Sequence[LotteryRound]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation over seeds, per round and variant."""
+    """Mean and sample standard deviation over seeds, per round and variant."""
     summary = []
     for rounds in zip(*runs):
         first = rounds[0]
@@ -310,7 +314,8 @@ def summarize(runs: Sequence[Sequence[LotteryRound]]) -> list[dict[str, Any]]:
             for key in first.results[variant]:
                 values = np.array([r.results[variant][key] for r in rounds], dtype=float)
                 stats[f"{key}_mean"] = float(values.mean())
-                stats[f"{key}_std"] = float(values.std())
+                # the sample standard deviation (n − 1): the cautious one for a few seeds
+                stats[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             row[variant] = stats
         summary.append(row)
     return summary
