@@ -20,9 +20,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np  # noqa: E402
-
 import tinysparse as ts  # first: configures BLAS/OpenMP threads before NumPy loads
+
+# isort: split
+import numpy as np
+
 from tinysparse.benchmarking import (  # noqa: E402
     machine_description,
     make_records,

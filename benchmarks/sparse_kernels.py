@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np  # noqa: E402
+import tinysparse as ts  # noqa: F401  (first: configures BLAS/OpenMP threads before NumPy)
 
-import tinysparse as ts  # noqa: F401  (first: configures BLAS/OpenMP threads)
+# isort: split
+import numpy as np
+
 from tinysparse import kernels  # noqa: E402
 from tinysparse.benchmarking import (  # noqa: E402
     machine_description,

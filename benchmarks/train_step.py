@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np  # noqa: E402
-from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
-
 import tinysparse as ts  # first: configures BLAS/OpenMP threads before NumPy loads
+
+# isort: split
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
 from tinysparse.benchmarking import (  # noqa: E402
     machine_description,
     make_records,
