@@ -1,19 +1,29 @@
-"""Keep idle worker threads from stealing the CPU on small machines.
+"""Keep idle worker threads from stealing the CPU on small machines — without putting
+them to sleep so deeply that every parallel kernel pays to wake them.
 
-OpenBLAS (behind NumPy), OpenMP (behind Numba's parallel kernels and PyTorch) each keep a
-pool of worker threads. By default an idle worker *spins* for a while, waiting for more
-work. On a 2-core machine, when a NumPy matrix product is followed by a Numba kernel, the
-BLAS workers spin on the cores the kernel needs: an alternating pair was measured 10x
-slower (8.0 ms instead of 0.81 ms). Telling the workers to sleep when idle fixes it:
+OpenBLAS (behind NumPy) and OpenMP (behind Numba's parallel kernels, and PyTorch) each keep
+a pool of worker threads. What an idle worker does decides the speed of mixed code:
 
-* ``OMP_WAIT_POLICY=PASSIVE`` for OpenMP pools;
-* ``OPENBLAS_THREAD_TIMEOUT=4`` for OpenBLAS's own pthreads: idle workers sleep after
-  2**4 cycles, the shortest timeout OpenBLAS allows.
+* it **spins** (busy-waits) by default. OpenBLAS's workers spin for about 0.1 s after each
+  product: on a 2-core machine they then sit on the core a Numba kernel needs, and an
+  alternating NumPy product + Numba kernel was measured 10x slower (8.0 ms instead of
+  0.81 ms per pair). ``OPENBLAS_THREAD_TIMEOUT=4``, the shortest timeout OpenBLAS allows,
+  sends them to sleep almost at once.
+* it **sleeps**. Waking a sleeping thread is slow on virtual machines: a parallel Numba
+  kernel that finds its worker asleep was measured 50-150 µs slower (on a 2-vCPU cloud
+  VM), more than a whole small kernel takes. ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once)
+  made a pruned LeNet-300-100 training step 2x slower there.
+* so OpenMP workers get a **short spin**: ``GOMP_SPINCOUNT=10000`` (GNU OpenMP, which Numba
+  and PyTorch use on Linux) keeps them awake for a fraction of a millisecond — long
+  enough for the next kernel of a training step, short enough not to hold a core while
+  NumPy's BLAS needs it. And kernels too small to be worth a second core run in one
+  thread (``kernels/numba_kernels.py``, ``PARALLEL_FROM``).
 
-Both are read once, when the libraries load, so they must be set *before* NumPy is
-imported. ``import tinysparse`` does this (unless you set them yourself); if NumPy was
-imported first, a warning says so when the compiled kernels first load. Results do not
-change: only how idle threads wait.
+These variables are read once, when the libraries load, so they must be set *before*
+NumPy is imported. ``import tinysparse`` does this, keeping any value you set yourself
+(and if you set ``OMP_WAIT_POLICY``, tinysparse leaves OpenMP's spinning to you). If
+NumPy was imported first, a warning says so when the compiled kernels first load. Results
+do not change: only how idle threads wait.
 """
 
 from __future__ import annotations
@@ -22,29 +32,38 @@ import os
 import sys
 import warnings
 
-SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+SETTINGS = {"OPENBLAS_THREAD_TIMEOUT": "4", "GOMP_SPINCOUNT": "10000"}
 
 
 _too_late = False  # True when NumPy loaded before we could set the variables
+
+
+def settings_for(environment: dict[str, str]) -> dict[str, str]:
+    """The variables tinysparse would add to ``environment`` (never one already set; no
+    spin count when the user chose an OpenMP wait policy)."""
+    wanted = dict(SETTINGS)
+    if "OMP_WAIT_POLICY" in environment:
+        del wanted["GOMP_SPINCOUNT"]
+    return {name: value for name, value in wanted.items() if name not in environment}
 
 
 def configure() -> None:
     """Set the thread variables (keeping any the user set) before NumPy loads, and remember
     whether it was too late for that (NumPy already imported, variables not set)."""
     global _too_late
-    already_set = all(name in os.environ for name in SETTINGS)
-    _too_late = "numpy" in sys.modules and not already_set
-    for name, value in SETTINGS.items():
-        os.environ.setdefault(name, value)
+    missing = settings_for(dict(os.environ))
+    _too_late = "numpy" in sys.modules and bool(missing)
+    os.environ.update(missing)
 
 
 def check_before_numba() -> None:
     """Warn (once, when the compiled kernels load) if the settings came too late."""
     if _too_late and os.environ.get("TINYSPARSE_QUIET_THREADS") != "1":
+        settings = " and ".join(f"{name}={value}" for name, value in SETTINGS.items())
         warnings.warn(
-            "numpy was imported before tinysparse, so idle BLAS threads may spin and slow "
-            "the compiled kernels down on small machines. Import tinysparse first, or set "
-            "OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=4 in the environment "
+            "numpy was imported before tinysparse, so idle BLAS/OpenMP threads may spin "
+            "or sleep at the wrong moments and slow the compiled kernels down on small "
+            f"machines. Import tinysparse first, or set {settings} in the environment "
             "(set TINYSPARSE_QUIET_THREADS=1 to silence this).",
             RuntimeWarning,
             stacklevel=4,

@@ -321,20 +321,29 @@ for name in ("spmm", "spmm_transposed", "sddmm"):
     md(r"""
 Three details decide the speed:
 
-* **Feature-major layout.** In `y[i, b] += weight * x[j, b]` both `y[i, :]` and
-  `x[j, :]` are contiguous rows of $B$ floats, so the compiler turns the loop over `b`
-  into SIMD instructions (8 floats at a time with AVX2). With the usual batch-major layout
-  (batch × features) the same loop would jump $n_\text{in}$ floats between consecutive
-  `b`.
-* **Each thread owns its output rows.** `spmm` gives each thread whole rows of $Y$;
-  `spmm_transposed` walks $W$ by *columns* (CSC) so that each thread owns whole rows of
-  $dX$. Walking the CSR rows instead would scatter into `dx[indices[k]]` from many rows at
-  once — two threads could add to the same row at the same time (exercise (a) writes
-  that version, single-threaded). No races, so the results do not depend on the number of
-  threads.
-* **`fastmath` only in `sddmm`.** Its inner loop is a dot product, a reduction; allowing
-  the compiler to reorder the sum lets it use SIMD lanes (as BLAS does). The result then
-  equals the NumPy twin up to float rounding, not bit for bit.
+* **Feature-major layout.** In `out[b] += w0 * x0[b] + ...` both the output row and
+  the rows `x0 = x[indices[k]]` are contiguous rows of $B$ floats, so the compiler turns
+  the loop over `b` into SIMD instructions (8 floats at a time with AVX2). With the usual
+  batch-major layout (batch × features) the same loop would jump $n_\text{in}$ floats
+  between consecutive `b`.
+* **Four non-zeros per pass.** Each pass over the batch adds four products to the output
+  row, so the row is loaded and stored once for four non-zeros instead of four times
+  (`sddmm` likewise computes four dot products per pass over $dY_{i,:}$). The last 0–3
+  non-zeros of a row take the plain one-at-a-time loop.
+* **Each thread owns its output rows.** `spmm` gives each thread whole rows of $Y$ (and
+  the thread zeroes them itself); `spmm_transposed` walks $W$ by *columns* (CSC) so that
+  each thread owns whole rows of $dX$. Walking the CSR rows instead would scatter into
+  `dx[indices[k]]` from many rows at once — two threads could add to the same row at the
+  same time (exercise (a) writes that version, single-threaded). No races, so the results
+  do not depend on the number of threads.
+* **One thread for small work.** `@parallel_or_serial` compiles each kernel twice, with
+  its `prange` split over the cores and in one thread, and picks by the amount of work:
+  below `PARALLEL_FROM` multiply–adds, waking a second core costs more than it saves
+  (section 7).
+* **`fastmath`.** It lets the compiler fuse multiply–adds and reorder the sums of the dot
+  products into SIMD lanes (as BLAS does). The results then equal the NumPy twins up to
+  float rounding, not bit for bit — and still do not depend on the number of threads,
+  since every output element is summed by one thread in one order.
 
 `SparseLinear` (in `tinysparse/sparse/ops.py`) wires the kernels into autograd. Note the
 last line of `forward`:
@@ -961,25 +970,31 @@ masked dense never helps; sparse kernels help only past a break-even that depend
 kernel and the machine; structured pruning helps at any sparsity, roughly in proportion
 to what it removes.
 
-## 7. Threads that spin
+## 7. Threads that spin, threads that sleep
 
 Two libraries run parallel code in this notebook: OpenBLAS behind NumPy's products, and
 the OpenMP (or TBB / workqueue) pool behind Numba's `prange` loops. Each keeps a pool of
-worker threads, and by default an idle worker **spins** — it busy-waits for a while,
-hoping for more work soon, because waking a sleeping thread takes microseconds. On a
+worker threads, and what an idle worker does decides the speed of code that mixes them.
+By default an idle worker **spins** — it busy-waits, hoping for more work soon. On a
 machine with many cores nobody notices. On a 2-core machine, when a NumPy product is
 followed by a Numba kernel, the BLAS workers spin on exactly the cores the kernel needs;
 the docstring of `tinysparse/threads.py` records an alternating pair measured 10× slower
 (8.0 ms instead of 0.81 ms).
 
-The fix is to tell idle workers to sleep: `OMP_WAIT_POLICY=PASSIVE` for OpenMP pools and
-`OPENBLAS_THREAD_TIMEOUT=4` for OpenBLAS's own threads (sleep after $2^4$ cycles, the
-shortest timeout OpenBLAS allows). The libraries read these variables once, when they
-load — so they must be in the environment **before NumPy is imported**. That is why
-every lesson starts with `import tinysparse as ts` before `import numpy as np`:
-`tinysparse/__init__.py` calls `threads.configure()` first thing, which sets both unless
-you set them yourself. (If NumPy came first, you get a warning when the compiled kernels
-first load.) Only how idle threads wait changes, never a result.
+The opposite extreme hurts too: a worker that **sleeps** must be woken, and on a virtual
+machine that was measured to cost 50–150 µs — more than a whole sparse product at 95%
+sparsity takes. So tinysparse sets, before NumPy loads: `OPENBLAS_THREAD_TIMEOUT=4`
+(OpenBLAS workers sleep almost at once after a product, the shortest timeout it allows),
+and `GOMP_SPINCOUNT=10000` (GNU OpenMP workers, behind Numba and PyTorch, spin for a
+fraction of a millisecond: long enough to catch the next kernel of a training step, short
+enough not to sit on a core while BLAS needs it). Kernels with too little work to be
+worth a second core (`PARALLEL_FROM` in `tinysparse/kernels/numba_kernels.py`) run in one
+thread and wake nobody. The libraries read these variables once, when they load — so they
+must be in the environment **before NumPy is imported**. That is why every lesson starts
+with `import tinysparse as ts` before `import numpy as np`: `tinysparse/__init__.py` calls
+`threads.configure()` first thing, which sets them unless you set them yourself. (If NumPy
+came first, you get a warning when the compiled kernels first load.) Only how idle threads
+wait changes, never a result.
 
 Sleeping workers do not fix everything. On a machine shared with other busy processes,
 a parallel product must wait, at every synchronisation, for a worker the operating

@@ -11,10 +11,42 @@ Compiled code is cached on disk (``cache=True``): only the first process pays th
 
 from __future__ import annotations
 
+import functools
+import types
+
 import numpy as np
 from numba import njit, prange
 
 OPTIONS = {"parallel": True, "cache": True, "nogil": True}
+
+#: Kernels with less work than this (multiply-adds, roughly) run in one thread. Handing
+#: work to the other cores costs a few microseconds while their threads are awake, but
+#: 50-150 µs once they have gone to sleep (measured on 2-core virtual machines), and one
+#: core does about 10⁴ multiply-adds per microsecond in these kernels.
+PARALLEL_FROM = 1_000_000
+
+
+def parallel_or_serial(work, **options):
+    """Compile a kernel twice — its ``prange`` loop split over the cores, and in one
+    thread — and call the one-thread version when ``work(*args)`` < :data:`PARALLEL_FROM`.
+    """
+
+    def decorate(function):
+        parallel = njit(parallel=True, cache=True, nogil=True, **options)(function)
+        # a renamed copy of the same code, so that the two compilations are cached apart
+        copy = types.FunctionType(function.__code__, function.__globals__,
+                                  f"{function.__name__}_serial")
+        copy.__qualname__ = f"{function.__qualname__}_serial"
+        serial = njit(parallel=False, cache=True, nogil=True, **options)(copy)
+
+        def kernel(*args):
+            return (parallel if work(*args) >= PARALLEL_FROM else serial)(*args)
+
+        functools.update_wrapper(kernel, function)  # name, docstring, source for inspect
+        kernel.parallel, kernel.serial = parallel, serial
+        return kernel
+
+    return decorate
 
 
 # ---------------------------------------------------------------- dense convolution helpers
@@ -109,59 +141,99 @@ def max_pool_backward(grad, winner, x_shape, kernel_size, stride):
 
 
 # ---------------------------------------------------------------- sparse matrix products
-@njit(**OPTIONS)
+# The three products share one loop nest: rows in parallel, a row's non-zeros four at a
+# time, the batch innermost (contiguous: SIMD). Taking four non-zeros per pass over the
+# batch row reads and writes the output row once for four products instead of four times;
+# each thread zeroes the output rows it owns. ``fastmath`` lets LLVM fuse multiply-adds and
+# reorder sums: the results equal the NumPy twins up to float rounding, and do not depend
+# on the number of threads (every output element is summed by one thread, in one order).
+@parallel_or_serial(lambda indptr, indices, values, x: indices.shape[0] * x.shape[1],
+                    fastmath=True)
 def spmm(indptr, indices, values, x):
     """Y = W X: for each row i, Y[i, :] += values[k] · X[indices[k], :] over its non-zeros."""
     rows = indptr.shape[0] - 1
     batch = x.shape[1]
-    y = np.zeros((rows, batch), dtype=x.dtype)
+    y = np.empty((rows, batch), dtype=x.dtype)
     for i in prange(rows):
-        for k in range(indptr[i], indptr[i + 1]):
-            weight = values[k]
-            j = indices[k]
+        out = y[i]
+        out[:] = 0
+        k, stop = indptr[i], indptr[i + 1]
+        while k + 4 <= stop:  # four non-zeros per pass over the batch
+            w0, w1, w2, w3 = values[k], values[k + 1], values[k + 2], values[k + 3]
+            x0, x1 = x[indices[k]], x[indices[k + 1]]
+            x2, x3 = x[indices[k + 2]], x[indices[k + 3]]
             for b in range(batch):
-                y[i, b] += weight * x[j, b]
+                out[b] += w0 * x0[b] + w1 * x1[b] + w2 * x2[b] + w3 * x3[b]
+            k += 4
+        for r in range(k, stop):  # the last 0-3
+            weight, row = values[r], x[indices[r]]
+            for b in range(batch):
+                out[b] += weight * row[b]
     return y
 
 
-@njit(**OPTIONS)
+@parallel_or_serial(lambda t_indptr, t_indices, t_order, values, dy:
+                    t_indices.shape[0] * dy.shape[1], fastmath=True)
 def spmm_transposed(t_indptr, t_indices, t_order, values, dy):
     """dX = Wᵀ dY through the columns (CSC): dX[j, :] += W_ij · dY[i, :]."""
     cols = t_indptr.shape[0] - 1
     batch = dy.shape[1]
-    dx = np.zeros((cols, batch), dtype=dy.dtype)
+    dx = np.empty((cols, batch), dtype=dy.dtype)
     for j in prange(cols):
-        for k in range(t_indptr[j], t_indptr[j + 1]):
-            weight = values[t_order[k]]
-            i = t_indices[k]
+        out = dx[j]
+        out[:] = 0
+        k, stop = t_indptr[j], t_indptr[j + 1]
+        while k + 4 <= stop:
+            w0, w1 = values[t_order[k]], values[t_order[k + 1]]
+            w2, w3 = values[t_order[k + 2]], values[t_order[k + 3]]
+            g0, g1 = dy[t_indices[k]], dy[t_indices[k + 1]]
+            g2, g3 = dy[t_indices[k + 2]], dy[t_indices[k + 3]]
             for b in range(batch):
-                dx[j, b] += weight * dy[i, b]
+                out[b] += w0 * g0[b] + w1 * g1[b] + w2 * g2[b] + w3 * g3[b]
+            k += 4
+        for r in range(k, stop):
+            weight, row = values[t_order[r]], dy[t_indices[r]]
+            for b in range(batch):
+                out[b] += weight * row[b]
     return dx
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=True)
+@parallel_or_serial(lambda indptr, indices, dy, x: indices.shape[0] * dy.shape[1],
+                    fastmath=True)
 def sddmm(indptr, indices, dy, x):
     """dW at the non-zeros only: values[k] = Σ_b dY[i, b] · X[indices[k], b].
 
-    ``fastmath`` lets LLVM reorder this sum into SIMD lanes (like BLAS does): the result
-    equals the NumPy twin up to float rounding.
+    Four dot products share each pass over dY[i].
     """
     rows = indptr.shape[0] - 1
     batch = dy.shape[1]
     values = np.empty(indices.shape[0], dtype=dy.dtype)
     zero = np.zeros(1, dtype=dy.dtype)[0]  # accumulate in the gradient's own precision
     for i in prange(rows):
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
+        g = dy[i]
+        k, stop = indptr[i], indptr[i + 1]
+        while k + 4 <= stop:
+            x0, x1 = x[indices[k]], x[indices[k + 1]]
+            x2, x3 = x[indices[k + 2]], x[indices[k + 3]]
+            t0, t1, t2, t3 = zero, zero, zero, zero
+            for b in range(batch):
+                t0 += g[b] * x0[b]
+                t1 += g[b] * x1[b]
+                t2 += g[b] * x2[b]
+                t3 += g[b] * x3[b]
+            values[k], values[k + 1], values[k + 2], values[k + 3] = t0, t1, t2, t3
+            k += 4
+        for r in range(k, stop):
+            row = x[indices[r]]
             total = zero
             for b in range(batch):
-                total += dy[i, b] * x[j, b]
-            values[k] = total
+                total += g[b] * row[b]
+            values[r] = total
     return values
 
 
 # ---------------------------------------------------------------- optimiser steps on kept weights
-@njit(**OPTIONS)
+@parallel_or_serial(lambda weight, grad, velocity, positions, *_: 8 * positions.shape[0])
 def masked_sgd_update(weight, grad, velocity, positions, lr, momentum, weight_decay,
                       nesterov, first_step):
     """SGD on the kept positions only (same arithmetic, in the same order, as optim.SGD)."""
@@ -181,7 +253,7 @@ def masked_sgd_update(weight, grad, velocity, positions, lr, momentum, weight_de
         weight[k] -= lr * g
 
 
-@njit(**OPTIONS)
+@parallel_or_serial(lambda weight, grad, m, v, positions, *_: 16 * positions.shape[0])
 def masked_adam_update(weight, grad, m, v, positions, lr_corrected, beta1, one_minus_beta1,
                        beta2, one_minus_beta2, sqrt_correction2, eps, weight_decay):
     """Adam on the kept positions only (scalars pre-computed in the weights' dtype)."""

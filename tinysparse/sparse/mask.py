@@ -32,7 +32,7 @@ class Mask:
     (0.75, 0.25, 1)
     """
 
-    __slots__ = ("_keep", "_float_cache", "_structures")
+    __slots__ = ("_keep", "_kept", "_float_cache", "_structures")
 
     def __init__(self, keep: Any) -> None:
         array = np.asarray(keep.keep if isinstance(keep, Mask) else keep)
@@ -46,6 +46,7 @@ class Mask:
         array = array.copy()
         array.flags.writeable = False
         self._keep = array
+        self._kept = int(np.count_nonzero(array))  # masks are immutable: count once
         self._float_cache: dict[np.dtype, np.ndarray] = {}
         self._structures: dict = {}  # sparse formats built from this mask (see csr.py)
 
@@ -71,7 +72,7 @@ class Mask:
     @property
     def kept(self) -> int:
         """Number of weights kept (non-zeros allowed)."""
-        return int(np.count_nonzero(self._keep))
+        return self._kept
 
     @property
     def pruned(self) -> int:
