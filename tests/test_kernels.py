@@ -119,19 +119,22 @@ def test_masked_update_twins_agree(optimizer):
     rng = np.random.default_rng(0)
     n = 50
     positions = np.sort(rng.choice(n, 20, replace=False))
+    pruned = np.setdiff1d(np.arange(n), positions)
     results = []
     for kernel in both(f"masked_{optimizer}_update"):
-        w = rng.standard_normal(n).astype(np.float32)
         rng2 = np.random.default_rng(1)
         w = rng2.standard_normal(n).astype(np.float32)
-        g = rng2.standard_normal(n).astype(np.float32)
+        g = rng2.standard_normal(len(positions)).astype(np.float32)  # compact: one per kept
         buffers = [np.abs(rng2.standard_normal(n)).astype(np.float32) for _ in range(2)]
+        before = [w.copy(), *(b.copy() for b in buffers)]
         f32 = np.float32
         if optimizer == "sgd":
             kernel(w, g, buffers[0], positions, f32(0.1), f32(0.9), f32(0.01), True, False)
         else:
             kernel(w, g, buffers[0], buffers[1], positions, f32(0.01), f32(0.9), f32(0.1),
                    f32(0.999), f32(0.001), f32(0.05), f32(1e-8), f32(0.01))
+        for array, old in zip((w, *buffers), before):  # pruned positions are never touched
+            np.testing.assert_array_equal(array[pruned], old[pruned])
         results.append((w, *buffers))
     for reference, *compiled in zip(*results):
         for array in compiled:
@@ -195,6 +198,49 @@ def test_training_on_the_sparse_path_follows_the_masked_dense_path(threshold, op
         for name, mask in model.named_masks():  # masks never regrow
             assert np.all(model.get_parameter(name).data[~mask.keep] == 0)
     assert losses[1.0] == pytest.approx(losses[0.0], rel=1e-4)
+
+
+def test_sparse_path_weight_gradients_stay_compact_until_read(threshold):
+    from tinysparse.sparse import SparseGradient
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 784)).astype(np.float32)
+    model = ts.nn.lenet300(seed=0)
+    prune(model, 0.9)
+    dense = clone(model)
+    threshold(1.0)
+    for _ in range(2):  # two backward passes accumulate, still compact
+        model(x).sum().backward()
+    threshold(0.0)
+    for _ in range(2):
+        dense(x).sum().backward()
+    weight = model.fc1.weight
+    assert isinstance(weight._grad, SparseGradient)
+    structure = structure_of(weight.mask)
+    np.testing.assert_allclose(weight.kept_gradient(structure),
+                               structure.gather(dense.fc1.weight.grad), rtol=1e-4, atol=1e-6)
+    grad = weight.grad  # reading .grad gives the dense array (zeros where pruned), once
+    assert isinstance(grad, np.ndarray) and grad.shape == weight.shape
+    assert weight.grad is grad and np.all(grad[~weight.mask.keep] == 0)
+    np.testing.assert_allclose(grad, dense.fc1.weight.grad, rtol=1e-4, atol=1e-6)
+    threshold(1.0)
+    model(x).sum().backward()  # dense + compact: dense
+    assert isinstance(weight.grad, np.ndarray)
+
+
+def test_a_compact_gradient_adds_like_an_array():
+    from tinysparse.sparse import SparseGradient
+
+    keep = np.array([[True, False, True], [False, True, False]])
+    s = build_structure(keep)
+    a = SparseGradient(s, np.array([1.0, 2.0, 3.0]), keep.shape)
+    b = SparseGradient(s, np.array([10.0, 20.0, 30.0]), keep.shape)
+    np.testing.assert_array_equal((a + b).values, [11.0, 22.0, 33.0])
+    np.testing.assert_array_equal(np.ones(keep.shape) + a, 1 + np.asarray(a))
+    np.testing.assert_array_equal(a + np.ones(keep.shape), [[2, 1, 3], [1, 4, 1]])
+    tensor = ts.Tensor(np.zeros(keep.shape), requires_grad=True)  # not a Parameter
+    tensor.accumulate_grad(a)
+    assert isinstance(tensor.grad, np.ndarray)
 
 
 def test_sparsity_report_shows_the_compute_path(threshold):

@@ -68,8 +68,8 @@ class Optimizer:
             if use_sparse_path(p.mask):
                 if not p.data.flags.c_contiguous:
                     p.data = np.ascontiguousarray(p.data)
-                self.update_kept(p, np.ascontiguousarray(p.grad), state,
-                                 structure_of(p.mask).positions)
+                structure = structure_of(p.mask)
+                self.update_kept(p, p.kept_gradient(structure), state, structure.positions)
                 continue
             self.update(p, p.grad, state)
             keep = p.mask.as_float(p.dtype)
@@ -80,7 +80,8 @@ class Optimizer:
 
     def update_kept(self, p: Parameter, grad: np.ndarray, state: dict,
                     positions: np.ndarray) -> None:
-        """The same update as :meth:`update`, on the kept positions only (flat indices)."""
+        """The same update as :meth:`update`, on the kept positions only: ``grad[t]`` is the
+        gradient of the weight at flat index ``positions[t]``."""
         raise NotImplementedError
 
     def update(self, p: Parameter, grad: np.ndarray, state: dict) -> None:
@@ -142,10 +143,9 @@ class SGD(Optimizer):
         if first_step:
             state["momentum"] = np.zeros_like(p.data)
         cast = p.dtype.type
-        masked_sgd_update(p.data.reshape(-1), grad.reshape(-1),
-                          state["momentum"].reshape(-1), positions, cast(self.lr),
-                          cast(self.momentum), cast(self.weight_decay), self.nesterov,
-                          first_step)
+        masked_sgd_update(p.data.reshape(-1), grad, state["momentum"].reshape(-1), positions,
+                          cast(self.lr), cast(self.momentum), cast(self.weight_decay),
+                          self.nesterov, first_step)
 
 
 class Adam(Optimizer):
@@ -201,7 +201,7 @@ class Adam(Optimizer):
         t = state["step"]
         cast = p.dtype.type  # the scalars in the weights' precision, as in update()
         masked_adam_update(
-            p.data.reshape(-1), grad.reshape(-1), state["m"].reshape(-1),
+            p.data.reshape(-1), grad, state["m"].reshape(-1),
             state["v"].reshape(-1), positions, cast(self.lr / (1 - self.beta1**t)),
             cast(self.beta1), cast(1 - self.beta1), cast(self.beta2), cast(1 - self.beta2),
             cast(math.sqrt(1 - self.beta2**t)), cast(self.eps), cast(self.weight_decay))

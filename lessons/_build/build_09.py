@@ -581,7 +581,10 @@ python benchmarks/sparse_kernels.py           # add --json for the records
 
 A training step is more than three products: the autograd graph, the activations, the
 loss, and the optimiser's update — which on the sparse path touches only the kept weights
-(`Optimizer.update_kept`, lesson 02). `ts.bench.training_records` (what the command
+(`Optimizer.update_kept`, lesson 02). The weight gradient stays compact on its way there:
+`SparseLinear.backward` returns the SDDMM values as a `SparseGradient`, the parameter keeps
+it so (`Parameter.kept_gradient` hands the values to the optimiser), and only reading
+`.grad` builds the dense array, zeros and all. `ts.bench.training_records` (what the command
 `tinysparse bench` runs) times one SGD-with-momentum step of LeNet-300-100 at batch 128,
 95% sparse, three ways, interleaved: the unpruned network, the sparse path and the
 masked dense path.

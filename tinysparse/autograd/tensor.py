@@ -165,6 +165,13 @@ class Tensor:
         """Forget the accumulated gradient (sets ``.grad`` to None)."""
         self.grad = None
 
+    def accumulate_grad(self, grad: Any) -> None:
+        """Add one backward pass's gradient to ``.grad`` (what :meth:`backward` does for
+        leaves). An op may hand over a compact gradient (the sparse kernels do): it is
+        made a dense array here."""
+        grad = np.asarray(grad)
+        self.grad = grad if self.grad is None else self.grad + grad
+
     def __len__(self) -> int:
         return len(self.data)
 
@@ -216,7 +223,7 @@ class Tensor:
             if node_grad is None:
                 continue
             if node._ctx is None:  # a leaf: accumulate across backward() calls
-                node.grad = node_grad if node.grad is None else node.grad + node_grad
+                node.accumulate_grad(node_grad)
                 continue
             node.grad = node_grad
             fn = node._ctx

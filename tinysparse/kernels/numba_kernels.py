@@ -236,10 +236,11 @@ def sddmm(indptr, indices, dy, x):
 @parallel_or_serial(lambda weight, grad, velocity, positions, *_: 8 * positions.shape[0])
 def masked_sgd_update(weight, grad, velocity, positions, lr, momentum, weight_decay,
                       nesterov, first_step):
-    """SGD on the kept positions only (same arithmetic, in the same order, as optim.SGD)."""
+    """SGD on the kept positions only (same arithmetic, in the same order, as optim.SGD);
+    ``grad[t]`` belongs to ``positions[t]``."""
     for t in prange(positions.shape[0]):
         k = positions[t]
-        g = grad[k]
+        g = grad[t]
         if weight_decay != 0:
             g = g + weight_decay * weight[k]
         if momentum != 0:
@@ -256,10 +257,11 @@ def masked_sgd_update(weight, grad, velocity, positions, lr, momentum, weight_de
 @parallel_or_serial(lambda weight, grad, m, v, positions, *_: 16 * positions.shape[0])
 def masked_adam_update(weight, grad, m, v, positions, lr_corrected, beta1, one_minus_beta1,
                        beta2, one_minus_beta2, sqrt_correction2, eps, weight_decay):
-    """Adam on the kept positions only (scalars pre-computed in the weights' dtype)."""
+    """Adam on the kept positions only (scalars pre-computed in the weights' dtype);
+    ``grad[t]`` belongs to ``positions[t]``."""
     for t in prange(positions.shape[0]):
         k = positions[t]
-        g = grad[k]
+        g = grad[t]
         if weight_decay != 0:
             g = g + weight_decay * weight[k]
         m_k = m[k] * beta1

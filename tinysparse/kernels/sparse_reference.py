@@ -69,9 +69,10 @@ def masked_sgd_update(weight: np.ndarray, grad: np.ndarray, velocity: np.ndarray
                       weight_decay: float, nesterov: bool, first_step: bool) -> None:
     """SGD (PyTorch's form) on the kept positions only, in place (flat arrays).
 
-    The pruned positions are never read or written: their weights and momentum stay 0.
+    ``grad[t]`` is the gradient at ``positions[t]`` (compact, as the sparse kernels give
+    it). The pruned positions are never read or written: their weights and momentum stay 0.
     """
-    g = grad[positions]
+    g = grad
     if weight_decay:
         g = g + weight_decay * weight[positions]
     if momentum:
@@ -91,10 +92,11 @@ def masked_adam_update(weight: np.ndarray, grad: np.ndarray, m: np.ndarray, v: n
                        sqrt_correction2: float, eps: float, weight_decay: float) -> None:
     """Adam (PyTorch's form) on the kept positions only, in place (flat arrays).
 
-    The caller passes the step's scalars ready-made: ``lr_corrected = η / (1 − β₁ᵗ)`` and
-    ``sqrt_correction2 = √(1 − β₂ᵗ)``, in the weights' dtype (as ``optim.Adam`` computes).
+    ``grad[t]`` is the gradient at ``positions[t]``. The caller passes the step's scalars
+    ready-made: ``lr_corrected = η / (1 − β₁ᵗ)`` and ``sqrt_correction2 = √(1 − β₂ᵗ)``, in
+    the weights' dtype (as ``optim.Adam`` computes).
     """
-    g = grad[positions]
+    g = grad
     if weight_decay:
         g = g + weight_decay * weight[positions]
     m_k = m[positions] * beta1

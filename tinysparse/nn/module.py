@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tinysparse.autograd import Tensor, get_default_dtype, no_grad, softmax
+from tinysparse.sparse.csr import SparseGradient, SparseStructure
 from tinysparse.sparse.mask import Mask
 
 
@@ -23,9 +24,14 @@ class Parameter(Tensor):
 
     ``mask`` is the :class:`~tinysparse.sparse.mask.Mask` of the module that owns this
     parameter, or None; the optimizers read it to keep pruned weights at zero.
+
+    ``grad`` is a dense array like any tensor's. A layer on the sparse path computes the
+    weight gradient only at the kept positions: the parameter keeps it compact (a
+    :class:`~tinysparse.sparse.SparseGradient`) and expands it the first time ``.grad`` is
+    read — the optimiser reads the compact values directly (:meth:`kept_gradient`).
     """
 
-    __slots__ = ("mask",)
+    __slots__ = ("mask", "_grad")
 
     def __init__(self, data: Any, dtype: Any = None) -> None:
         array = np.asarray(data)
@@ -33,6 +39,29 @@ class Parameter(Tensor):
             dtype = get_default_dtype()
         super().__init__(array, requires_grad=True, dtype=dtype)
         self.mask: Mask | None = None
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        """dLoss/dParameter, a dense array (or None before a backward pass)."""
+        if isinstance(self._grad, SparseGradient):
+            self._grad = self._grad.dense()
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: np.ndarray | None) -> None:
+        self._grad = value
+
+    def accumulate_grad(self, grad: Any) -> None:
+        """Add one backward pass's gradient, keeping a compact one compact."""
+        self._grad = grad if self._grad is None else self._grad + grad
+
+    def kept_gradient(self, structure: SparseStructure) -> np.ndarray:
+        """The gradient at ``structure``'s non-zeros, in CSR order, without building the
+        dense gradient when it came compact from the sparse kernels."""
+        grad = self._grad
+        if isinstance(grad, SparseGradient) and grad.structure is structure:
+            return grad.values
+        return structure.gather(np.ascontiguousarray(self.grad))
 
     def __repr__(self) -> str:
         return "Parameter" + super().__repr__()[len("Tensor"):]

@@ -60,6 +60,48 @@ class SparseStructure:
         return self.scatter(values, self.shape)
 
 
+class SparseGradient:
+    """A weight's gradient from the sparse kernels: its values at the kept positions only.
+
+    The sparse backward pass computes dW only where the mask keeps a weight (SDDMM).
+    Keeping just those values spares building a dense array that is mostly zeros — and
+    the optimiser reading it back. :class:`~tinysparse.nn.Parameter` stores it like this
+    and expands it with :meth:`dense` when ``.grad`` is read.
+
+    Parameters
+    ----------
+    structure : SparseStructure
+        Where the values go (CSR order).
+    values : np.ndarray
+        One value per non-zero of ``structure``.
+    shape : tuple of int
+        The shape of the dense weight.
+    """
+
+    __slots__ = ("structure", "values", "shape")
+    __array_ufunc__ = None  # ndarray + SparseGradient calls our __radd__
+
+    def __init__(self, structure: SparseStructure, values: np.ndarray,
+                 shape: tuple[int, ...]) -> None:
+        self.structure, self.values, self.shape = structure, values, tuple(shape)
+
+    def dense(self) -> np.ndarray:
+        """The full gradient: the values at the kept positions, zeros elsewhere."""
+        return self.structure.scatter(self.values, self.shape)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        dense = self.dense()
+        return dense if dtype is None else dense.astype(dtype)
+
+    def __add__(self, other):
+        """Sum of two gradients (a weight used twice); compact when both share a layout."""
+        if isinstance(other, SparseGradient) and other.structure is self.structure:
+            return SparseGradient(self.structure, self.values + other.values, self.shape)
+        return self.dense() + np.asarray(other)
+
+    __radd__ = __add__
+
+
 def build_structure(keep: np.ndarray) -> SparseStructure:
     """CSR and CSC index arrays of a 2-D boolean keep-matrix."""
     rows, cols = keep.shape

@@ -4,7 +4,8 @@ Same results as the masked dense ops (``linear(x, W ⊙ M, b)``, ``conv2d(...)``
 only where the mask keeps a weight:
 
 * forward ``Y = W X`` (SpMM), gradient w.r.t. the input ``dX = Wᵀ dY`` (SpMM on the
-  columns), gradient w.r.t. the weight ``dW = dY Xᵀ`` at the non-zeros only (SDDMM);
+  columns), gradient w.r.t. the weight ``dW = dY Xᵀ`` at the non-zeros only (SDDMM),
+  returned compact (a :class:`~tinysparse.sparse.csr.SparseGradient`);
 * activations are kept **feature-major** (features × batch) in memory. The op returns
   ``Y`` as the transposed *view* of a (out × batch) array, so it still has the usual
   (batch × out) shape; NumPy's elementwise ops (bias, ReLU) keep that memory layout, and
@@ -17,7 +18,7 @@ import numpy as np
 
 from tinysparse import kernels
 from tinysparse.autograd.tensor import Function, Tensor
-from tinysparse.sparse.csr import SparseStructure
+from tinysparse.sparse.csr import SparseGradient, SparseStructure
 
 
 def _feature_major(batch_major: np.ndarray) -> np.ndarray:
@@ -46,8 +47,8 @@ class SparseLinear(Function):
             grad_x = kernels.spmm_transposed(s.t_indptr, s.t_indices, s.t_order, self.values,
                                              grad_fm).T
         if self.needs_grad[1]:
-            grad_weight = s.scatter(kernels.sddmm(s.indptr, s.indices, grad_fm, self.x),
-                                    self.weight_shape)
+            grad_weight = SparseGradient(
+                s, kernels.sddmm(s.indptr, s.indices, grad_fm, self.x), self.weight_shape)
         if len(self.needs_grad) == 3 and self.needs_grad[2]:
             grad_bias = grad_fm.sum(axis=1)
         return grad_x, grad_weight, grad_bias
@@ -77,8 +78,9 @@ class SparseConv2d(Function):
         grad_columns = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(out_channels, -1)
         grad_x = grad_weight = grad_bias = None
         if self.needs_grad[1]:
-            grad_weight = s.scatter(kernels.sddmm(s.indptr, s.indices, grad_columns, self.cols),
-                                    self.weight_shape)
+            grad_weight = SparseGradient(
+                s, kernels.sddmm(s.indptr, s.indices, grad_columns, self.cols),
+                self.weight_shape)
         if len(self.needs_grad) == 3 and self.needs_grad[2]:
             grad_bias = grad_columns.sum(axis=1)
         if self.needs_grad[0]:
