@@ -53,7 +53,7 @@ class Optimizer:
         re-applied to the weight and to every state buffer.
         """
         for p in self.params:
-            if p.grad is None:
+            if not p.has_grad:
                 continue
             state = self.state.setdefault(id(p), {})
             if p.mask is None:

@@ -51,6 +51,11 @@ class Parameter(Tensor):
     def grad(self, value: np.ndarray | None) -> None:
         self._grad = value
 
+    @property
+    def has_grad(self) -> bool:
+        """Whether a gradient is stored (asking ``.grad is None`` would expand a compact one)."""
+        return self._grad is not None
+
     def accumulate_grad(self, grad: Any) -> None:
         """Add one backward pass's gradient, keeping a compact one compact."""
         self._grad = grad if self._grad is None else self._grad + grad

@@ -18,6 +18,7 @@ For a weight viewed as a (rows × cols) matrix (a convolution kernel (O, C, KH, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,7 +125,7 @@ def build_structure(keep: np.ndarray) -> SparseStructure:
 
 def structure_of(mask: Mask) -> SparseStructure:
     """The sparse structure of a mask, as a (shape[0] × rest) matrix — cached on the mask."""
-    shape = (mask.shape[0], int(np.prod(mask.shape[1:])))
+    shape = (mask.shape[0], math.prod(mask.shape[1:]))
     cached = mask._structures.get(shape)
     if cached is None:
         cached = mask._structures[shape] = build_structure(mask.keep.reshape(shape))
