@@ -9,9 +9,11 @@ activations X (in × batch), times the three products of a training step:
 
 Implementations: ``numpy-dense`` (BLAS, multiplies the zeros too), ``scipy-csr``,
 ``torch-csr`` (when installed), ``tinysparse-reference`` (the readable NumPy loops; only
-where it finishes in reasonable time) and ``tinysparse-numba``. All implementations of a
-case run interleaved in this process; the table shows medians and the ratio to dense,
-then the break-even sparsity of each (the lowest sparsity from which it beats dense).
+where it finishes in reasonable time), ``tinysparse-numba`` (what tinysparse runs) and
+``tinysparse-numba-parallel`` (its parallel twins forced on, even for small work). All
+implementations of a case run interleaved in this process; the table shows medians and
+the ratio to dense, then the break-even sparsity of each (the lowest sparsity from which
+it beats dense).
 
 Usage::
 
@@ -49,28 +51,49 @@ def optional(module: str):
         return None
 
 
-def case_functions(w, keep, x, dy, include_reference: bool):
-    """{op: {implementation: callable}} for one weight and batch."""
+def gathered_dot_products(dy, x, rows, cols, chunk=1 << 16):
+    """dY Xᵀ at (rows, cols) by gathering the rows needed — scipy has no SDDMM, this is
+    the usual NumPy way — in chunks, so that memory stays bounded."""
+    out = np.empty(len(rows), dtype=dy.dtype)
+    for start in range(0, len(rows), chunk):
+        part = slice(start, start + chunk)
+        out[part] = np.einsum("kb,kb->k", dy[rows[part]], x[cols[part]])
+    return out
+
+
+def case_functions(w, keep, x, dy, include_slow: bool):
+    """{op: {implementation: callable}} for one weight and batch.
+
+    ``tinysparse-numba`` is what tinysparse runs (one thread below ``PARALLEL_FROM``
+    multiply-adds, see kernels/numba_kernels.py); ``tinysparse-numba-parallel`` forces
+    the kernels' parallel twins, to show what the second core adds when its thread is
+    awake.
+    """
     s = build_structure(keep)
     values = s.gather(w)
     numba = {name: kernels.compiled(name) for name in ("spmm", "spmm_transposed", "sddmm")}
+    parallel = {name: kernel.parallel for name, kernel in numba.items()}
     ref = {name: kernels.reference(name) for name in ("spmm", "spmm_transposed", "sddmm")}
+    forward = (s.indptr, s.indices)
+    backward = (s.t_indptr, s.t_indices, s.t_order, values, dy)
     ops = {
         "forward": {
             "numpy-dense": lambda: w @ x,
-            "tinysparse-numba": lambda: numba["spmm"](s.indptr, s.indices, s.gather(w), x),
+            "tinysparse-numba": lambda: numba["spmm"](*forward, s.gather(w), x),
+            "tinysparse-numba-parallel": lambda: parallel["spmm"](*forward, s.gather(w), x),
         },
         "dX": {
             "numpy-dense": lambda: w.T @ dy,
-            "tinysparse-numba": lambda: numba["spmm_transposed"](s.t_indptr, s.t_indices,
-                                                                 s.t_order, values, dy),
+            "tinysparse-numba": lambda: numba["spmm_transposed"](*backward),
+            "tinysparse-numba-parallel": lambda: parallel["spmm_transposed"](*backward),
         },
         "dW": {
             "numpy-dense": lambda: dy @ x.T,
-            "tinysparse-numba": lambda: numba["sddmm"](s.indptr, s.indices, dy, x),
+            "tinysparse-numba": lambda: numba["sddmm"](*forward, dy, x),
+            "tinysparse-numba-parallel": lambda: parallel["sddmm"](*forward, dy, x),
         },
     }
-    if include_reference:
+    if include_slow:
         ops["forward"]["tinysparse-reference"] = lambda: ref["spmm"](s.indptr, s.indices,
                                                                      s.gather(w), x)
         ops["dX"]["tinysparse-reference"] = lambda: ref["spmm_transposed"](
@@ -85,8 +108,8 @@ def case_functions(w, keep, x, dy, include_reference: bool):
         rows, cols = np.nonzero(keep)
         ops["forward"]["scipy-csr"] = lambda: csr @ x
         ops["dX"]["scipy-csr"] = lambda: csr_t @ dy
-        # scipy has no SDDMM: the usual way is to gather the needed rows and multiply
-        ops["dW"]["scipy-csr"] = lambda: np.einsum("kb,kb->k", dy[rows], x[cols])
+        if include_slow:
+            ops["dW"]["scipy-csr"] = lambda: gathered_dot_products(dy, x, rows, cols)
     torch = optional("torch")
     if torch is not None:
         tw = torch.from_numpy(w).to_sparse_csr()
@@ -110,12 +133,16 @@ def run(quick: bool = False, seed: int = 0) -> list[dict]:
         for sparsity in SPARSITIES:
             keep = rng.random((fan_out, fan_in)) >= sparsity
             w = (rng.standard_normal((fan_out, fan_in)) * keep).astype(np.float32)
-            small = fan_in * fan_out <= 1_000_000
-            ops = case_functions(w, keep, x, dy, include_reference=small or sparsity >= 0.95)
+            # the readable loops and the gathering SDDMM only where they finish in
+            # reasonable time (and memory): up to 5·10⁸ multiply-adds
+            affordable = keep.sum() * batch <= 500_000_000
+            ops = case_functions(w, keep, x, dy, include_slow=affordable)
             for op, implementations in ops.items():
                 budget = 0.05 if quick else 0.3
+                # five calls in a row per turn: a library's thread pool woken once per
+                # turn, as in a training step, not once per call
                 timings = time_interleaved(implementations, repeats=5 if quick else 15,
-                                           warmup=2, min_seconds=budget)
+                                           warmup=2, min_seconds=budget, block=5)
                 records += make_records("sparse_kernels", {
                     "op": op, "shape": f"{fan_in}->{fan_out}", "batch": batch,
                     "sparsity": sparsity, "dtype": "float32"}, timings)
