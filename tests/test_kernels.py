@@ -124,17 +124,18 @@ def test_masked_update_twins_agree(optimizer):
     for kernel in both(f"masked_{optimizer}_update"):
         rng2 = np.random.default_rng(1)
         w = rng2.standard_normal(n).astype(np.float32)
-        g = rng2.standard_normal(len(positions)).astype(np.float32)  # compact: one per kept
-        buffers = [np.abs(rng2.standard_normal(n)).astype(np.float32) for _ in range(2)]
-        before = [w.copy(), *(b.copy() for b in buffers)]
+        # compact: one gradient and one state entry per kept weight
+        g = rng2.standard_normal(len(positions)).astype(np.float32)
+        buffers = [np.abs(rng2.standard_normal(len(positions))).astype(np.float32)
+                   for _ in range(2)]
+        before = w.copy()
         f32 = np.float32
         if optimizer == "sgd":
             kernel(w, g, buffers[0], positions, f32(0.1), f32(0.9), f32(0.01), True, False)
         else:
             kernel(w, g, buffers[0], buffers[1], positions, f32(0.01), f32(0.9), f32(0.1),
                    f32(0.999), f32(0.001), f32(0.05), f32(1e-8), f32(0.01))
-        for array, old in zip((w, *buffers), before):  # pruned positions are never touched
-            np.testing.assert_array_equal(array[pruned], old[pruned])
+        np.testing.assert_array_equal(w[pruned], before[pruned])  # pruned: never touched
         results.append((w, *buffers))
     for reference, *compiled in zip(*results):
         for array in compiled:
@@ -198,6 +199,39 @@ def test_training_on_the_sparse_path_follows_the_masked_dense_path(threshold, op
         for name, mask in model.named_masks():  # masks never regrow
             assert np.all(model.get_parameter(name).data[~mask.keep] == 0)
     assert losses[1.0] == pytest.approx(losses[0.0], rel=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_optimizer_state_survives_switching_paths_and_masks(threshold, optimizer, mnist5k):
+    """Momentum / moments move between the dense layout and the compact one (one entry per
+    kept weight) when the path or the mask changes, and the run equals an all-dense run."""
+    x, y = mnist5k.x_train[:64], mnist5k.y_train[:64]
+    base = ts.nn.lenet300(seed=0)
+    prune(base, 0.9)
+    runs = {}
+    for schedule in ("dense", "switching"):
+        model = clone(base)
+        make = {"sgd": lambda p: ts.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
+                "adam": lambda p: ts.optim.Adam(p, lr=1e-3, weight_decay=1e-3)}[optimizer]
+        opt = make(model.parameters())
+        losses = []
+        for step in range(12):
+            if step == 8:  # a new mask with more zeros, while on the sparse path
+                prune(model, 0.95)
+            sparse = schedule == "switching" and step % 6 < 3
+            threshold(1.0 if sparse else 0.0)
+            loss = ts.autograd.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        threshold(0.0)
+        for name, mask in model.named_masks():
+            assert np.all(model.get_parameter(name).data[~mask.keep] == 0)
+        runs[schedule] = (losses, [p.data.copy() for p in model.parameters()])
+    np.testing.assert_allclose(runs["switching"][0], runs["dense"][0], rtol=1e-4)
+    for switched, dense in zip(runs["switching"][1], runs["dense"][1]):
+        np.testing.assert_allclose(switched, dense, rtol=1e-3, atol=1e-5)
 
 
 def test_sparse_path_weight_gradients_stay_compact_until_read(threshold):

@@ -4,9 +4,10 @@ The update rules follow PyTorch's ``torch.optim.SGD`` and ``torch.optim.Adam`` e
 one step from the same weights and gradients gives the same result (the oracle tests
 check this in float64).
 
-Masks: after every update each masked parameter — and each of its state buffers
+Masks: after every dense update each masked parameter — and each of its state buffers
 (momentum, Adam's moments) — is multiplied by its mask. A pruned weight therefore stays
-exactly zero whatever momentum or weight decay would have done.
+exactly zero whatever momentum or weight decay would have done. On the sparse path the
+update touches only the kept weights, and the buffers hold only their entries.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import numpy as np
 
 from tinysparse.kernels import masked_adam_update, masked_sgd_update
 from tinysparse.nn.module import Parameter
-from tinysparse.sparse import structure_of, use_sparse_path
+from tinysparse.sparse import SparseStructure, structure_of, use_sparse_path
 
 
 class Optimizer:
-    """Base class: holds the parameters and per-parameter state; subclasses define ``update``."""
+    """Base class: holds the parameters and per-parameter state; subclasses define ``update``
+    and ``update_kept``, and name their per-weight state arrays in ``buffers``."""
+
+    buffers: tuple[str, ...] = ()
 
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
         self.params: list[Parameter] = []
@@ -49,39 +53,55 @@ class Optimizer:
         """Update every parameter that has a gradient; pruned weights stay exactly zero.
 
         A masked parameter at low density (the sparse path) is updated only at its kept
-        positions (:meth:`update_kept`); otherwise the dense update runs and the mask is
+        positions (:meth:`update_kept`), and its state buffers (momentum, Adam's moments)
+        hold one value per kept weight. Otherwise the dense update runs and the mask is
         re-applied to the weight and to every state buffer.
         """
         for p in self.params:
             if not p.has_grad:
                 continue
             state = self.state.setdefault(id(p), {})
-            if p.mask is None:
-                self.update(p, p.grad, state)
-                continue
-            if state.get("mask") is not p.mask:  # a new mask: clear its pruned positions
-                keep = p.mask.as_float(p.dtype)
-                for key, buffer in state.items():
-                    if key not in ("scratch", "mask") and isinstance(buffer, np.ndarray):
-                        buffer *= keep
-                state["mask"] = p.mask
-            if use_sparse_path(p.mask):
-                if not p.data.flags.c_contiguous:
-                    p.data = np.ascontiguousarray(p.data)
-                structure = structure_of(p.mask)
-                self.update_kept(p, p.kept_gradient(structure), state, structure.positions)
-                continue
-            self.update(p, p.grad, state)
+            if p.mask is not None and use_sparse_path(p.mask):
+                self._sparse_step(p, state)
+            else:
+                self._dense_step(p, state)
+
+    def _dense_step(self, p: Parameter, state: dict) -> None:
+        self._set_layout(p, state, None)
+        self.update(p, p.grad, state)
+        if p.mask is not None:  # pruned weights and their state back to exactly zero
             keep = p.mask.as_float(p.dtype)
             p.data *= keep
-            for key, buffer in state.items():
-                if key not in ("scratch", "mask") and isinstance(buffer, np.ndarray):
-                    buffer *= keep
+            for key in self.buffers:
+                if key in state:
+                    state[key] *= keep
+
+    def _sparse_step(self, p: Parameter, state: dict) -> None:
+        structure = structure_of(p.mask)
+        self._set_layout(p, state, structure)
+        if not p.data.flags.c_contiguous:
+            p.data = np.ascontiguousarray(p.data)
+        self.update_kept(p, p.kept_gradient(structure), state, structure.positions)
+
+    def _set_layout(self, p: Parameter, state: dict, structure: SparseStructure | None
+                    ) -> None:
+        """Keep the state buffers dense (``structure`` None: the dense path) or compact, one
+        value per non-zero of ``structure`` in CSR order (the sparse path), converting
+        them when the path or the mask changed. Values at pruned positions are dropped."""
+        current = state.get("layout")
+        if current is structure:
+            return
+        for key in self.buffers:
+            if key in state:
+                dense = state[key] if current is None else current.scatter(state[key], p.shape)
+                state[key] = dense if structure is None else structure.gather(dense)
+        state["layout"] = structure
 
     def update_kept(self, p: Parameter, grad: np.ndarray, state: dict,
                     positions: np.ndarray) -> None:
-        """The same update as :meth:`update`, on the kept positions only: ``grad[t]`` is the
-        gradient of the weight at flat index ``positions[t]``."""
+        """The same update as :meth:`update`, on the kept positions only: ``grad[t]`` and
+        the state buffers' entry ``t`` belong to the weight at flat index ``positions[t]``.
+        """
         raise NotImplementedError
 
     def update(self, p: Parameter, grad: np.ndarray, state: dict) -> None:
@@ -101,6 +121,8 @@ class SGD(Optimizer):
         v ← μ v + g              (v = g on the first step)
         w ← w − η (g + μ v)      with Nesterov, else  w ← w − η v
     """
+
+    buffers = ("momentum",)
 
     def __init__(
         self,
@@ -141,9 +163,9 @@ class SGD(Optimizer):
                     positions: np.ndarray) -> None:
         first_step = "momentum" not in state
         if first_step:
-            state["momentum"] = np.zeros_like(p.data)
+            state["momentum"] = np.zeros(len(positions), dtype=p.dtype)
         cast = p.dtype.type
-        masked_sgd_update(p.data.reshape(-1), grad, state["momentum"].reshape(-1), positions,
+        masked_sgd_update(p.data.reshape(-1), grad, state["momentum"], positions,
                           cast(self.lr), cast(self.momentum), cast(self.weight_decay),
                           self.nesterov, first_step)
 
@@ -155,6 +177,8 @@ class Adam(Optimizer):
         v ← β₂ v + (1 − β₂) g²
         w ← w − η m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
     """
+
+    buffers = ("m", "v")
 
     def __init__(
         self,
@@ -195,16 +219,16 @@ class Adam(Optimizer):
                     positions: np.ndarray) -> None:
         if "step" not in state:
             state["step"] = 0
-            state["m"] = np.zeros_like(p.data)
-            state["v"] = np.zeros_like(p.data)
+            state["m"] = np.zeros(len(positions), dtype=p.dtype)
+            state["v"] = np.zeros(len(positions), dtype=p.dtype)
         state["step"] += 1
         t = state["step"]
         cast = p.dtype.type  # the scalars in the weights' precision, as in update()
         masked_adam_update(
-            p.data.reshape(-1), grad, state["m"].reshape(-1),
-            state["v"].reshape(-1), positions, cast(self.lr / (1 - self.beta1**t)),
-            cast(self.beta1), cast(1 - self.beta1), cast(self.beta2), cast(1 - self.beta2),
-            cast(math.sqrt(1 - self.beta2**t)), cast(self.eps), cast(self.weight_decay))
+            p.data.reshape(-1), grad, state["m"], state["v"], positions,
+            cast(self.lr / (1 - self.beta1**t)), cast(self.beta1), cast(1 - self.beta1),
+            cast(self.beta2), cast(1 - self.beta2), cast(math.sqrt(1 - self.beta2**t)),
+            cast(self.eps), cast(self.weight_decay))
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

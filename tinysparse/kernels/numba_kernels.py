@@ -240,7 +240,7 @@ def sddmm(indptr, indices, dy, x):
 def masked_sgd_update(weight, grad, velocity, positions, lr, momentum, weight_decay,
                       nesterov, first_step):
     """SGD on the kept positions only (same arithmetic, in the same order, as optim.SGD);
-    ``grad[t]`` belongs to ``positions[t]``."""
+    ``grad[t]`` and ``velocity[t]`` belong to the weight at ``positions[t]``."""
     for t in prange(positions.shape[0]):
         k = positions[t]
         g = grad[t]
@@ -250,9 +250,9 @@ def masked_sgd_update(weight, grad, velocity, positions, lr, momentum, weight_de
             if first_step:
                 v = g
             else:
-                v = velocity[k] * momentum
+                v = velocity[t] * momentum
                 v += g
-            velocity[k] = v
+            velocity[t] = v
             g = g + momentum * v if nesterov else v
         weight[k] -= lr * g
 
@@ -261,20 +261,20 @@ def masked_sgd_update(weight, grad, velocity, positions, lr, momentum, weight_de
 def masked_adam_update(weight, grad, m, v, positions, lr_corrected, beta1, one_minus_beta1,
                        beta2, one_minus_beta2, sqrt_correction2, eps, weight_decay):
     """Adam on the kept positions only (scalars pre-computed in the weights' dtype);
-    ``grad[t]`` belongs to ``positions[t]``."""
+    ``grad[t]``, ``m[t]`` and ``v[t]`` belong to the weight at ``positions[t]``."""
     for t in prange(positions.shape[0]):
         k = positions[t]
         g = grad[t]
         if weight_decay != 0:
             g = g + weight_decay * weight[k]
-        m_k = m[k] * beta1
-        m_k += one_minus_beta1 * g
-        v_k = v[k] * beta2
-        v_k += one_minus_beta2 * g * g
-        m[k] = m_k
-        v[k] = v_k
-        denominator = np.sqrt(v_k) / sqrt_correction2 + eps
-        weight[k] -= lr_corrected * (m_k / denominator)
+        m_t = m[t] * beta1
+        m_t += one_minus_beta1 * g
+        v_t = v[t] * beta2
+        v_t += one_minus_beta2 * g * g
+        m[t] = m_t
+        v[t] = v_t
+        denominator = np.sqrt(v_t) / sqrt_correction2 + eps
+        weight[k] -= lr_corrected * (m_t / denominator)
 
 
 # ---------------------------------------------------------------- layer-wise OBS

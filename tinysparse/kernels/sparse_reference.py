@@ -69,20 +69,19 @@ def masked_sgd_update(weight: np.ndarray, grad: np.ndarray, velocity: np.ndarray
                       weight_decay: float, nesterov: bool, first_step: bool) -> None:
     """SGD (PyTorch's form) on the kept positions only, in place (flat arrays).
 
-    ``grad[t]`` is the gradient at ``positions[t]`` (compact, as the sparse kernels give
-    it). The pruned positions are never read or written: their weights and momentum stay 0.
+    ``grad[t]`` and ``velocity[t]`` belong to the weight at ``positions[t]`` (compact: one
+    entry per kept weight). The pruned weights are never read or written: they stay 0.
     """
     g = grad
     if weight_decay:
         g = g + weight_decay * weight[positions]
     if momentum:
         if first_step:
-            v = g.copy()
+            velocity[:] = g
         else:
-            v = velocity[positions] * momentum
-            v += g
-        velocity[positions] = v
-        g = g + momentum * v if nesterov else v
+            velocity *= momentum
+            velocity += g
+        g = g + momentum * velocity if nesterov else velocity
     weight[positions] -= lr * g
 
 
@@ -92,20 +91,19 @@ def masked_adam_update(weight: np.ndarray, grad: np.ndarray, m: np.ndarray, v: n
                        sqrt_correction2: float, eps: float, weight_decay: float) -> None:
     """Adam (PyTorch's form) on the kept positions only, in place (flat arrays).
 
-    ``grad[t]`` is the gradient at ``positions[t]``. The caller passes the step's scalars
-    ready-made: ``lr_corrected = η / (1 − β₁ᵗ)`` and ``sqrt_correction2 = √(1 − β₂ᵗ)``, in
-    the weights' dtype (as ``optim.Adam`` computes).
+    ``grad[t]``, ``m[t]`` and ``v[t]`` belong to the weight at ``positions[t]``. The caller
+    passes the step's scalars ready-made: ``lr_corrected = η / (1 − β₁ᵗ)`` and
+    ``sqrt_correction2 = √(1 − β₂ᵗ)``, in the weights' dtype (as ``optim.Adam`` computes).
     """
     g = grad
     if weight_decay:
         g = g + weight_decay * weight[positions]
-    m_k = m[positions] * beta1
-    m_k += one_minus_beta1 * g
-    v_k = v[positions] * beta2
-    v_k += one_minus_beta2 * g * g
-    m[positions], v[positions] = m_k, v_k
-    denominator = np.sqrt(v_k) / sqrt_correction2 + eps
-    weight[positions] -= lr_corrected * (m_k / denominator)
+    m *= beta1
+    m += one_minus_beta1 * g
+    v *= beta2
+    v += one_minus_beta2 * g * g
+    denominator = np.sqrt(v) / sqrt_correction2 + eps
+    weight[positions] -= lr_corrected * (m / denominator)
 
 
 def obs_rows_greedy(weight: np.ndarray, inverse: np.ndarray, steps: int
