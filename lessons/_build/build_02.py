@@ -202,14 +202,17 @@ for name, mask in model.named_masks():
 
 A zero gradient is not quite enough. Adam's first moment $m$, SGD's momentum and weight
 decay can all move a weight whose gradient is zero — for instance when the optimiser had
-been running before the prune. So `Optimizer.step` takes care of it: when a parameter
-gets a new mask, it clears the pruned positions of its **state buffers** (momentum, Adam's
-moments); then, on the sparse path, it updates only the kept positions (`update_kept`),
-and on the masked-dense path it runs the ordinary update and multiplies the weight and its
-buffers by the mask again.
+been running before the prune. So `Optimizer.step` takes care of it. On the masked-dense
+path it runs the ordinary update, then multiplies the weight and its **state buffers**
+(momentum, Adam's moments) by the mask. On the sparse path it updates only the kept
+positions (`update_kept`), and the buffers hold one entry per kept weight: when the mask
+changes, `_set_layout` moves them to the new mask's positions, and whatever a pruned
+position held is dropped.
 """),
     code(r"""
 print(inspect.getsource(ts.optim.Optimizer.step))
+print(inspect.getsource(ts.optim.Optimizer._dense_step))
+print(inspect.getsource(ts.optim.Optimizer._set_layout))
 """),
     md(r"""
 To see why this matters, compare two ways of "pruning" the same 90% of the weights of two
