@@ -11,13 +11,16 @@ a pool of worker threads. What an idle worker does decides the speed of mixed co
   sends them to sleep almost at once.
 * it **sleeps**. Waking a sleeping thread is slow on virtual machines: a parallel Numba
   kernel that finds its worker asleep was measured 50-150 µs slower (on a 2-vCPU cloud
-  VM), more than a whole small kernel takes. ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once)
-  made a pruned LeNet-300-100 training step 2x slower there.
+  VM), more than a whole small sparse kernel takes. With ``OMP_WAIT_POLICY=PASSIVE``
+  (sleep at once) and every kernel parallel, a pruned LeNet-300-100 training step was 2x
+  slower than with the settings below.
 * so OpenMP workers get a **short spin**: ``GOMP_SPINCOUNT=10000`` (GNU OpenMP, which Numba
   and PyTorch use on Linux) keeps them awake for a fraction of a millisecond — long
-  enough for the next kernel of a training step, short enough not to hold a core while
-  NumPy's BLAS needs it. And kernels too small to be worth a second core run in one
-  thread (``kernels/numba_kernels.py``, ``PARALLEL_FROM``).
+  enough for the next kernel, short enough not to hold a core for long while NumPy's BLAS
+  needs it — and kernels too small to be worth a second core run in one thread
+  (``PARALLEL_FROM`` in ``kernels/numba_kernels.py``). Measured: the dense LeNet-5 step
+  (Numba im2col and pooling between BLAS products) 13.7 ms vs 14.9 ms with
+  ``OMP_WAIT_POLICY=PASSIVE``; the pruned LeNet-300-100 step the same either way.
 
 These variables are read once, when the libraries load, so they must be set *before*
 NumPy is imported. ``import tinysparse`` does this, keeping any value you set yourself

@@ -985,8 +985,8 @@ the docstring of `tinysparse/threads.py` records an alternating pair measured 10
 (8.0 ms instead of 0.81 ms).
 
 The opposite extreme hurts too: a worker that **sleeps** must be woken, and on a virtual
-machine that was measured to cost 50–150 µs — more than a whole sparse product at 95%
-sparsity takes. So tinysparse sets, before NumPy loads: `OPENBLAS_THREAD_TIMEOUT=4`
+machine that was measured to cost 50–150 µs — more than a whole sparse product of a small
+layer takes. So tinysparse sets, before NumPy loads: `OPENBLAS_THREAD_TIMEOUT=4`
 (OpenBLAS workers sleep almost at once after a product, the shortest timeout it allows),
 and `GOMP_SPINCOUNT=10000` (GNU OpenMP workers, behind Numba and PyTorch, spin for a
 fraction of a millisecond: long enough to catch the next kernel of a training step, short
