@@ -301,3 +301,19 @@ def test_kernel_tests_pass_with_the_jit_off():
         env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_a_bad_density_threshold_in_the_environment_is_named(monkeypatch):
+    from tinysparse.sparse import dispatch
+
+    monkeypatch.setenv("TINYSPARSE_DENSITY_THRESHOLD", "lots")
+    dispatch._default_threshold.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="TINYSPARSE_DENSITY_THRESHOLD.*'lots'"):
+            dispatch.density_threshold()
+        monkeypatch.setenv("TINYSPARSE_DENSITY_THRESHOLD", "0.5")
+        dispatch._default_threshold.cache_clear()
+        assert dispatch.density_threshold() == 0.5
+    finally:
+        monkeypatch.delenv("TINYSPARSE_DENSITY_THRESHOLD")
+        dispatch._default_threshold.cache_clear()

@@ -27,8 +27,10 @@ KERNELS = (
 )
 
 
+@functools.cache
 def numba_enabled() -> bool:
-    """Whether the compiled kernels are used (Numba installed, not disabled)."""
+    """Whether the compiled kernels are used (Numba installed, and not disabled by
+    ``TINYSPARSE_DISABLE_NUMBA=1`` in the environment when the first kernel ran)."""
     if os.environ.get("TINYSPARSE_DISABLE_NUMBA") == "1":
         return False
     return _numba_module() is not None

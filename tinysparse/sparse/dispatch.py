@@ -15,6 +15,7 @@ or with the environment variable ``TINYSPARSE_DENSITY_THRESHOLD``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 
@@ -26,10 +27,23 @@ _threshold: float | None = None
 
 def density_threshold() -> float:
     """Masks at or below this density use the sparse kernels."""
-    if _threshold is not None:
-        return _threshold
+    return _default_threshold() if _threshold is None else _threshold
+
+
+@functools.cache
+def _default_threshold() -> float:
+    """The default switch point, or ``TINYSPARSE_DENSITY_THRESHOLD`` (read once)."""
     value = os.environ.get("TINYSPARSE_DENSITY_THRESHOLD")
-    return DEFAULT_DENSITY_THRESHOLD if value is None else float(value)
+    if value is None:
+        return DEFAULT_DENSITY_THRESHOLD
+    try:
+        density = float(value)
+    except ValueError:
+        density = -1.0
+    if not 0.0 <= density <= 1.0:
+        raise ValueError(f"TINYSPARSE_DENSITY_THRESHOLD: expected a number in [0, 1], got "
+                         f"{value!r}")
+    return density
 
 
 def set_density_threshold(density: float | None) -> None:
