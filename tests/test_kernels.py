@@ -303,6 +303,52 @@ def test_kernel_tests_pass_with_the_jit_off():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+PARALLEL_TWINS_SCRIPT = """
+import numpy as np, numba
+import tinysparse
+from tinysparse import kernels
+from tinysparse.sparse import build_structure
+assert numba.get_num_threads() == 2, numba.get_num_threads()
+rng = np.random.default_rng(0)
+for rows, cols, batch, sparsity in [(300, 784, 64, 0.9), (97, 61, 33, 0.5), (64, 500, 7, 0.99)]:
+    keep = rng.random((rows, cols)) >= sparsity
+    w = (rng.standard_normal((rows, cols)) * keep).astype(np.float32)
+    x = rng.standard_normal((cols, batch)).astype(np.float32)
+    dy = rng.standard_normal((rows, batch)).astype(np.float32)
+    s = build_structure(keep)
+    v = s.gather(w)
+    for name, args in [("spmm", (s.indptr, s.indices, v, x)),
+                       ("spmm_transposed", (s.t_indptr, s.t_indices, s.t_order, v, dy)),
+                       ("sddmm", (s.indptr, s.indices, dy, x))]:
+        np.testing.assert_allclose(kernels.compiled(name).parallel(*args),
+                                   kernels.reference(name)(*args), rtol=1e-5, atol=1e-5)
+    g = rng.standard_normal(s.nnz).astype(np.float32)
+    for name in ("masked_sgd_update", "masked_adam_update"):
+        results = []
+        for kernel in (kernels.reference(name), kernels.compiled(name).parallel):
+            weight, state = w.copy().reshape(-1), [np.ones(s.nnz, np.float32) for _ in range(2)]
+            f = np.float32
+            if name == "masked_sgd_update":
+                kernel(weight, g, state[0], s.positions, f(0.1), f(0.9), f(0.01), False, False)
+            else:
+                kernel(weight, g, *state, s.positions, f(0.01), f(0.9), f(0.1), f(0.999),
+                       f(0.001), f(0.05), f(1e-8), f(0.01))
+            results.append((weight, *state))
+        for a, b in zip(*results):
+            np.testing.assert_allclose(b, a, rtol=1e-6)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(JIT_OFF, reason="needs the compiled kernels")
+def test_parallel_twins_agree_on_two_threads():
+    """The test processes run with one thread each; the parallel twins get two here."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="2", OMP_NUM_THREADS="2")
+    result = subprocess.run([sys.executable, "-c", PARALLEL_TWINS_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
 def test_a_bad_density_threshold_in_the_environment_is_named(monkeypatch):
     from tinysparse.sparse import dispatch
 
