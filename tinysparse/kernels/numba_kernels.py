@@ -35,12 +35,12 @@ def parallel_or_serial(work, **options):
     """
 
     def decorate(function):
-        parallel = njit(parallel=True, cache=True, nogil=True, **options)(function)
+        parallel = njit(**OPTIONS, **options)(function)
         # a renamed copy of the same code, so that the two compilations are cached apart
         copy = types.FunctionType(function.__code__, function.__globals__,
                                   f"{function.__name__}_serial")
         copy.__qualname__ = f"{function.__qualname__}_serial"
-        serial = njit(parallel=False, cache=True, nogil=True, **options)(copy)
+        serial = njit(**{**OPTIONS, "parallel": False}, **options)(copy)
 
         def kernel(*args):
             return (parallel if work(*args) >= PARALLEL_FROM else serial)(*args)

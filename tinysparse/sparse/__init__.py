@@ -21,7 +21,7 @@ from tinysparse.sparse.ops import SparseConv2d, SparseLinear, sparse_conv2d, spa
 
 __all__ = [
     "DEFAULT_DENSITY_THRESHOLD", "Mask", "SparseConv2d", "SparseGradient", "SparseLinear",
-    "SparseStructure",
-    "build_structure", "density_threshold", "density_threshold_set", "set_density_threshold",
-    "sparse_conv2d", "sparse_linear", "structure_of", "use_sparse_path",
+    "SparseStructure", "build_structure", "density_threshold", "density_threshold_set",
+    "set_density_threshold", "sparse_conv2d", "sparse_linear", "structure_of",
+    "use_sparse_path",
 ]
