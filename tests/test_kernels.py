@@ -68,6 +68,23 @@ def test_sparse_kernels_equal_each_other_and_the_dense_masked_products(case):
                                    (dy @ x.T) * keep, **tolerance)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_twins_agree_and_keep_the_memory_layout(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((33, 17)).astype(dtype).T  # a feature-major activation
+    x[0, :4] = [np.nan, -0.0, 0.0, -np.inf]
+    grad = rng.standard_normal((33, 17)).astype(dtype).T
+    with np.errstate(invalid="ignore"):  # NaN compared with 0
+        out, grad_x = kernels.reference("relu")(x), kernels.reference("relu_backward")(grad, x)
+        assert np.isnan(out[0, 0]) and out[0, 3] == 0 and (out >= 0).sum() == x.size - 1
+        for relu, relu_backward in zip(both("relu")[1:], both("relu_backward")[1:]):
+            np.testing.assert_array_equal(relu(x), out)
+            np.testing.assert_array_equal(relu_backward(grad, x), grad_x)
+            assert relu(x).dtype == dtype and relu(x).flags.f_contiguous
+            assert relu_backward(grad, x).flags.f_contiguous
+    np.testing.assert_array_equal(grad_x, np.where(x > 0, grad, 0))
+
+
 def test_structure_round_trip():
     rng = np.random.default_rng(0)
     w, keep = random_sparse(rng, 7, 5, 0.6, empty_row=True, empty_col=True)

@@ -17,11 +17,11 @@ from tinysparse.autograd.tensor import Function, Tensor
 
 class ReLU(Function):
     def forward(self, x):
-        self.out = np.maximum(x, 0)
+        self.out = kernels.relu(x)  # max(x, 0)
         return self.out
 
     def backward(self, grad):
-        return (grad * (self.out > 0),)  # relu'(x) = 1 where x > 0, else 0
+        return (kernels.relu_backward(grad, self.out),)  # relu'(x) = 1 where x > 0, else 0
 
 
 class Tanh(Function):

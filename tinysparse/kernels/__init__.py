@@ -2,7 +2,8 @@
 
 The functions exported here dispatch to the Numba versions when Numba is available and
 ``TINYSPARSE_DISABLE_NUMBA`` is not ``1``; otherwise (and always for the tests that hold
-the two equal) the NumPy references in :mod:`.im2col` and :mod:`.sparse_reference` run.
+the two equal) the NumPy references in :mod:`.activations`, :mod:`.im2col` and
+:mod:`.sparse_reference` run.
 ``NUMBA_DISABLE_JIT=1`` runs the Numba versions as plain Python — slow, but it lets the
 test suite check their loop logic without a compiler.
 
@@ -17,11 +18,12 @@ import importlib
 import os
 from types import ModuleType
 
+from tinysparse.kernels import activations as _activations_reference
 from tinysparse.kernels import im2col as _im2col_reference
 from tinysparse.kernels import sparse_reference as _sparse_reference
 
 KERNELS = (
-    "im2col", "col2im", "max_pool_forward", "max_pool_backward",
+    "relu", "relu_backward", "im2col", "col2im", "max_pool_forward", "max_pool_backward",
     "spmm", "spmm_transposed", "sddmm", "masked_sgd_update", "masked_adam_update",
     "obs_rows_greedy",
 )
@@ -49,7 +51,7 @@ def _numba_module() -> ModuleType | None:
 
 def reference(name: str):
     """The NumPy reference implementation of kernel ``name``."""
-    for module in (_im2col_reference, _sparse_reference):
+    for module in (_activations_reference, _im2col_reference, _sparse_reference):
         if hasattr(module, name):
             return getattr(module, name)
     raise KeyError(f"no kernel {name!r}; kernels are {list(KERNELS)}")
@@ -77,6 +79,8 @@ def _dispatcher(name: str):
     return kernel
 
 
+relu = _dispatcher("relu")
+relu_backward = _dispatcher("relu_backward")
 im2col = _dispatcher("im2col")
 col2im = _dispatcher("col2im")
 max_pool_forward = _dispatcher("max_pool_forward")

@@ -1,4 +1,4 @@
-"""The compiled twins of ``im2col.py`` and ``sparse_reference.py`` (Numba, parallel, cached).
+"""The compiled twins of ``activations.py``, ``im2col.py`` and ``sparse_reference.py`` (Numba).
 
 Each function has the signature and the result of its NumPy twin (the tests hold them
 equal); the loop nest is written out so that the innermost loop runs over contiguous
@@ -15,7 +15,7 @@ import functools
 import types
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, vectorize
 
 OPTIONS = {"parallel": True, "cache": True, "nogil": True}
 
@@ -141,6 +141,31 @@ def max_pool_backward(grad, winner, x_shape, kernel_size, stride):
                 grad_x[index, channel, i * stride + u, j * stride + v] += grad[index, channel,
                                                                                i, j]
     return grad_x
+
+
+# ---------------------------------------------------------------- activations
+# Compiled NumPy ufuncs (float32 and float64): like NumPy's own, they keep the memory
+# layout of their input, so a feature-major activation stays feature-major.
+@vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def _relu(value):
+    return 0 if value < 0 else value  # NaN stays NaN, as with np.maximum
+
+
+@vectorize(["float32(float32, float32)", "float64(float64, float64)"], cache=True)
+def _relu_backward(grad, out):
+    return grad if out > 0 else 0
+
+
+def relu(x):
+    """max(x, 0) elementwise, one pass (float32/float64; other types through NumPy)."""
+    return _relu(x) if x.dtype in (np.float32, np.float64) else np.maximum(x, 0)
+
+
+def relu_backward(grad, out):
+    """``grad`` where ``out`` > 0, else 0, one pass without a temporary mask."""
+    if grad.dtype == out.dtype and grad.dtype in (np.float32, np.float64):
+        return _relu_backward(grad, out)
+    return grad * (out > 0)
 
 
 # ---------------------------------------------------------------- sparse matrix products
