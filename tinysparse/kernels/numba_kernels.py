@@ -78,27 +78,35 @@ def im2col(x, kh, kw, stride, padding):
     return cols, (oh, ow)
 
 
+@njit(cache=True)
+def _columns_inside(v, padding, stride, out_width, width):
+    """The output columns j whose input column j·s + v − p lies inside [0, width)."""
+    start = max(0, -((v - padding) // stride))  # ⌈(p − v) / s⌉
+    stop = min(out_width, -((v - padding - width) // stride))  # ⌈(width + p − v) / s⌉
+    return start, max(start, stop)
+
+
 @njit(**OPTIONS)
 def col2im(cols, x_shape, kh, kw, stride, padding):
     """Add every patch column back onto its pixels (the adjoint of im2col)."""
     n, c, h, w = x_shape
     oh = (h + 2 * padding - kh) // stride + 1
     ow = (w + 2 * padding - kw) // stride + 1
-    image = np.zeros((n, c, h, w), dtype=cols.dtype)
+    image = np.empty((n, c, h, w), dtype=cols.dtype)
     for plane in prange(n * c):  # each (image, channel) plane is written by one thread
         index, channel = plane // c, plane % c
+        image[index, channel] = 0  # zeroed by its thread, which then finds it in cache
         for u in range(kh):
             for v in range(kw):
                 row = (channel * kh + u) * kw + v
+                start, stop = _columns_inside(v, padding, stride, ow, w)
                 for i in range(oh):
                     y = i * stride + u - padding
                     if y < 0 or y >= h:
                         continue
                     base = (index * oh + i) * ow
-                    for j in range(ow):
-                        xx = j * stride + v - padding
-                        if 0 <= xx < w:
-                            image[index, channel, y, xx] += cols[row, base + j]
+                    for j in range(start, stop):
+                        image[index, channel, y, j * stride + v - padding] += cols[row, base + j]
     return image
 
 
@@ -131,9 +139,10 @@ def max_pool_forward(x, kernel_size, stride):
 def max_pool_backward(grad, winner, x_shape, kernel_size, stride):
     """Send each window's gradient to the element that won the max."""
     n, c, oh, ow = grad.shape
-    grad_x = np.zeros(x_shape, dtype=grad.dtype)
+    grad_x = np.empty(x_shape, dtype=grad.dtype)
     for plane in prange(n * c):
         index, channel = plane // c, plane % c
+        grad_x[index, channel] = 0  # zeroed by the thread that fills the plane
         for i in range(oh):
             for j in range(ow):
                 arg = winner[index, channel, i, j]
