@@ -194,8 +194,10 @@ class Conv2d(Function):
         grad_columns = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(out_channels, -1)
         grad_x = grad_weight = grad_bias = None
         if self.needs_grad[1]:
-            # dW = Σ_positions g · patch   (the weights are shared: sum over every position)
-            grad_weight = (grad_columns @ self.cols.T).reshape(self.weight.shape)
+            # dW = Σ_positions g · patch   (the weights are shared: sum over every position).
+            # Computed as (cols gᵀ)ᵀ: BLAS then streams the long, wide columns matrix as it
+            # lies in memory instead of packing a transposed copy of it (1.5-2x faster here)
+            grad_weight = (self.cols @ grad_columns.T).T.reshape(self.weight.shape)
         if len(self.needs_grad) == 3 and self.needs_grad[2]:
             grad_bias = grad_columns.sum(axis=1)
         if self.needs_grad[0]:
