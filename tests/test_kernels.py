@@ -82,6 +82,9 @@ def test_relu_twins_agree_and_keep_the_memory_layout(dtype):
             np.testing.assert_array_equal(relu_backward(grad, x), grad_x)
             assert relu(x).dtype == dtype and relu(x).flags.f_contiguous
             assert relu_backward(grad, x).flags.f_contiguous
+            # layouts that differ, and a strided view
+            np.testing.assert_array_equal(relu_backward(np.ascontiguousarray(grad), x), grad_x)
+            np.testing.assert_array_equal(relu(x[::2, 1:]), out[::2, 1:])
     np.testing.assert_array_equal(grad_x, np.where(x > 0, grad, 0))
 
 

@@ -15,7 +15,7 @@ import functools
 import types
 
 import numpy as np
-from numba import njit, prange, vectorize
+from numba import njit, prange
 
 OPTIONS = {"parallel": True, "cache": True, "nogil": True}
 
@@ -153,28 +153,38 @@ def max_pool_backward(grad, winner, x_shape, kernel_size, stride):
 
 
 # ---------------------------------------------------------------- activations
-# Compiled NumPy ufuncs (float32 and float64): like NumPy's own, they keep the memory
-# layout of their input, so a feature-major activation stays feature-major.
-@vectorize(["float32(float32)", "float64(float64)"], cache=True)
-def _relu(value):
-    return 0 if value < 0 else value  # NaN stays NaN, as with np.maximum
+# Elementwise loops over the arrays' memory in storage order (``ravel(order="K")``), the
+# output allocated with the input's layout: a feature-major activation stays feature-major.
+@njit(cache=True)
+def _relu_into(x, out):
+    for i in range(x.shape[0]):
+        value = x[i]
+        out[i] = 0 if value < 0 else value  # NaN stays NaN, as with np.maximum
 
 
-@vectorize(["float32(float32, float32)", "float64(float64, float64)"], cache=True)
-def _relu_backward(grad, out):
-    return grad if out > 0 else 0
+@njit(cache=True)
+def _relu_backward_into(grad, out, grad_x):
+    for i in range(grad.shape[0]):
+        grad_x[i] = grad[i] if out[i] > 0 else 0
 
 
 def relu(x):
     """max(x, 0) elementwise, one pass (float32/float64; other types through NumPy)."""
-    return _relu(x) if x.dtype in (np.float32, np.float64) else np.maximum(x, 0)
+    if x.dtype not in (np.float32, np.float64):
+        return np.maximum(x, 0)
+    out = np.empty_like(x)  # same memory order as x
+    _relu_into(x.ravel(order="K"), out.ravel(order="K"))
+    return out
 
 
 def relu_backward(grad, out):
     """``grad`` where ``out`` > 0, else 0, one pass without a temporary mask."""
-    if grad.dtype == out.dtype and grad.dtype in (np.float32, np.float64):
-        return _relu_backward(grad, out)
-    return grad * (out > 0)
+    same_layout = grad.shape == out.shape and grad.strides == out.strides
+    if not same_layout or grad.dtype != out.dtype or grad.dtype not in (np.float32, np.float64):
+        return grad * (out > 0)
+    grad_x = np.empty_like(grad)
+    _relu_backward_into(grad.ravel(order="K"), out.ravel(order="K"), grad_x.ravel(order="K"))
+    return grad_x
 
 
 # ---------------------------------------------------------------- sparse matrix products
