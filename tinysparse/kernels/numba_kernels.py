@@ -17,6 +17,8 @@ import types
 import numpy as np
 from numba import njit, prange
 
+from tinysparse.kernels import activations
+
 OPTIONS = {"parallel": True, "cache": True, "nogil": True}
 
 #: Kernels with less work than this (multiply-adds, roughly) run in one thread. Handing
@@ -155,6 +157,9 @@ def max_pool_backward(grad, winner, x_shape, kernel_size, stride):
 # ---------------------------------------------------------------- activations
 # Elementwise loops over the arrays' memory in storage order (``ravel(order="K")``), the
 # output allocated with the input's layout: a feature-major activation stays feature-major.
+_FLOATS = (np.float32, np.float64)
+
+
 @njit(cache=True)
 def _relu_into(x, out):
     for i in range(x.shape[0]):
@@ -169,19 +174,20 @@ def _relu_backward_into(grad, out, grad_x):
 
 
 def relu(x):
-    """max(x, 0) elementwise, one pass (float32/float64; other types through NumPy)."""
-    if x.dtype not in (np.float32, np.float64):
-        return np.maximum(x, 0)
+    """max(x, 0) elementwise, one pass (float32/float64; other types: the NumPy twin)."""
+    if x.dtype not in _FLOATS:
+        return activations.relu(x)
     out = np.empty_like(x)  # same memory order as x
     _relu_into(x.ravel(order="K"), out.ravel(order="K"))
     return out
 
 
 def relu_backward(grad, out):
-    """``grad`` where ``out`` > 0, else 0, one pass without a temporary mask."""
+    """``grad`` where ``out`` > 0, else 0, one pass without a temporary mask (arrays of one
+    float type and one layout; otherwise the NumPy twin)."""
     same_layout = grad.shape == out.shape and grad.strides == out.strides
-    if not same_layout or grad.dtype != out.dtype or grad.dtype not in (np.float32, np.float64):
-        return grad * (out > 0)
+    if not same_layout or grad.dtype != out.dtype or grad.dtype not in _FLOATS:
+        return activations.relu_backward(grad, out)
     grad_x = np.empty_like(grad)
     _relu_backward_into(grad.ravel(order="K"), out.ravel(order="K"), grad_x.ravel(order="K"))
     return grad_x
