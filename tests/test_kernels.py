@@ -134,28 +134,22 @@ def test_max_pool_twins_break_ties_the_same_way():
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_masked_update_twins_agree(optimizer):
-    rng = np.random.default_rng(0)
-    n = 50
-    positions = np.sort(rng.choice(n, 20, replace=False))
-    pruned = np.setdiff1d(np.arange(n), positions)
+@pytest.mark.parametrize("first_step", [True, False])
+def test_kept_update_twins_agree(optimizer, first_step):
     results = []
-    for kernel in both(f"masked_{optimizer}_update"):
-        rng2 = np.random.default_rng(1)
-        w = rng2.standard_normal(n).astype(np.float32)
-        # compact: one gradient and one state entry per kept weight
-        g = rng2.standard_normal(len(positions)).astype(np.float32)
-        buffers = [np.abs(rng2.standard_normal(len(positions))).astype(np.float32)
-                   for _ in range(2)]
-        before = w.copy()
+    for kernel in both(f"{optimizer}_update_kept"):
+        rng = np.random.default_rng(1)
+        # compact: one weight, one gradient and one state entry per kept weight
+        kept, g = rng.standard_normal((2, 37)).astype(np.float32)
+        buffers = [np.abs(rng.standard_normal(37)).astype(np.float32) for _ in range(2)]
         f32 = np.float32
         if optimizer == "sgd":
-            kernel(w, g, buffers[0], positions, f32(0.1), f32(0.9), f32(0.01), True, False)
+            kernel(kept, g, buffers[0], f32(0.1), f32(0.9), f32(0.01), True, first_step)
         else:
-            kernel(w, g, buffers[0], buffers[1], positions, f32(0.01), f32(0.9), f32(0.1),
+            kernel(kept, g, buffers[0], buffers[1], f32(0.01), f32(0.9), f32(0.1),
                    f32(0.999), f32(0.001), f32(0.05), f32(1e-8), f32(0.01))
-        np.testing.assert_array_equal(w[pruned], before[pruned])  # pruned: never touched
-        results.append((w, *buffers))
+        assert kept.dtype == np.float32
+        results.append((kept, *buffers))
     for reference, *compiled in zip(*results):
         for array in compiled:
             np.testing.assert_allclose(array, reference, rtol=1e-6)
@@ -253,6 +247,62 @@ def test_optimizer_state_survives_switching_paths_and_masks(threshold, optimizer
         np.testing.assert_allclose(switched, dense, rtol=1e-3, atol=1e-5)
 
 
+def test_sparse_path_weights_stay_compact_until_data_is_read(threshold):
+    """On the sparse path the kept weights are the master copy; ``.data`` is always current
+    and anything written into it (in place or by assignment) reaches the next step."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 8)
+    base = ts.nn.lenet300(seed=0)
+    prune(base, 0.9)
+    models = {"dense": clone(base), "sparse": clone(base)}
+    optimizers = {k: ts.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+                  for k, m in models.items()}
+
+    def step(path):
+        threshold(0.0 if path == "dense" else 1.0)
+        loss = ts.autograd.cross_entropy(models[path](x), y)
+        optimizers[path].zero_grad()
+        loss.backward()
+        optimizers[path].step()
+        return loss.item()
+
+    def check_equal():
+        threshold(0.0)
+        for p, q in zip(models["dense"].parameters(), models["sparse"].parameters()):
+            np.testing.assert_allclose(q.data, p.data, rtol=1e-4, atol=1e-6)
+
+    weight = models["sparse"].fc1.weight
+    for _ in range(3):
+        assert step("sparse") == pytest.approx(step("dense"), rel=1e-4)
+    assert weight._kept is not None  # compact master: the dense array is stale here...
+    stale = weight._dense.copy()
+    check_equal()  # ...until .data is read
+    assert weight._kept is None and not np.array_equal(weight.data, stale)
+    kept_at = np.flatnonzero(weight.mask.keep)[:5]
+    for model in models.values():  # an in-place write after a step reaches the next one
+        step_path = "sparse" if model is models["sparse"] else "dense"
+        model.fc1.weight.data.reshape(-1)[kept_at] = 0.25
+        step(step_path)
+    check_equal()
+    for model in models.values():  # so does an assignment
+        model.fc2.weight.data = model.fc2.weight.data * 0.5
+        step("sparse" if model is models["sparse"] else "dense")
+    check_equal()
+    step("sparse")
+    step("dense")
+    state = models["sparse"].state_dict()  # saving reads the current weights
+    np.testing.assert_allclose(state["fc1.weight"], models["dense"].fc1.weight.data,
+                               rtol=1e-4, atol=1e-6)
+    for model in models.values():  # a new mask while compact: the old values written back
+        prune(model, 0.95)
+    for _ in range(2):
+        assert step("sparse") == pytest.approx(step("dense"), rel=1e-4)
+    check_equal()
+    for name, mask in models["sparse"].named_masks():
+        assert np.all(models["sparse"].get_parameter(name).data[~mask.keep] == 0)
+
+
 def test_sparse_path_weight_gradients_stay_compact_until_read(threshold):
     from tinysparse.sparse import SparseGradient
 
@@ -342,15 +392,15 @@ for rows, cols, batch, sparsity in [(300, 784, 64, 0.9), (97, 61, 33, 0.5), (64,
         np.testing.assert_allclose(kernels.compiled(name).parallel(*args),
                                    kernels.reference(name)(*args), rtol=1e-5, atol=1e-5)
     g = rng.standard_normal(s.nnz).astype(np.float32)
-    for name in ("masked_sgd_update", "masked_adam_update"):
+    for name in ("sgd_update_kept", "adam_update_kept"):
         results = []
         for kernel in (kernels.reference(name), kernels.compiled(name).parallel):
-            weight, state = w.copy().reshape(-1), [np.ones(s.nnz, np.float32) for _ in range(2)]
+            weight, state = s.gather(w), [np.ones(s.nnz, np.float32) for _ in range(2)]
             f = np.float32
-            if name == "masked_sgd_update":
-                kernel(weight, g, state[0], s.positions, f(0.1), f(0.9), f(0.01), False, False)
+            if name == "sgd_update_kept":
+                kernel(weight, g, state[0], f(0.1), f(0.9), f(0.01), False, False)
             else:
-                kernel(weight, g, *state, s.positions, f(0.01), f(0.9), f(0.1), f(0.999),
+                kernel(weight, g, *state, f(0.01), f(0.9), f(0.1), f(0.999),
                        f(0.001), f(0.05), f(1e-8), f(0.01))
             results.append((weight, *state))
         for a, b in zip(*results):

@@ -7,7 +7,8 @@ check this in float64).
 Masks: after every dense update each masked parameter — and each of its state buffers
 (momentum, Adam's moments) — is multiplied by its mask. A pruned weight therefore stays
 exactly zero whatever momentum or weight decay would have done. On the sparse path the
-update touches only the kept weights, and the buffers hold only their entries.
+update touches only the kept weights — the parameter's compact master copy
+(``Parameter.kept_weights``) — and the buffers hold only their entries.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from tinysparse.kernels import masked_adam_update, masked_sgd_update
+from tinysparse.kernels import adam_update_kept, sgd_update_kept
 from tinysparse.nn.module import Parameter
 from tinysparse.sparse import SparseStructure, structure_of, use_sparse_path
 
@@ -53,9 +54,10 @@ class Optimizer:
         """Update every parameter that has a gradient; pruned weights stay exactly zero.
 
         A masked parameter at low density (the sparse path) is updated only at its kept
-        positions (:meth:`update_kept`), and its state buffers (momentum, Adam's moments)
-        hold one value per kept weight. Otherwise the dense update runs and the mask is
-        re-applied to the weight and to every state buffer.
+        weights (:meth:`update_kept`, on the parameter's compact copy), and its state
+        buffers (momentum, Adam's moments) hold one value per kept weight. Otherwise the
+        dense update runs and the mask is re-applied to the weight and to every state
+        buffer.
         """
         for p in self.params:
             if not p.has_grad:
@@ -79,9 +81,7 @@ class Optimizer:
     def _sparse_step(self, p: Parameter, state: dict) -> None:
         structure = structure_of(p.mask)
         self._set_layout(p, state, structure)
-        if not p.data.flags.c_contiguous:
-            p.data = np.ascontiguousarray(p.data)
-        self.update_kept(p, p.kept_gradient(structure), state, structure.positions)
+        self.update_kept(p.kept_weights(structure), p.kept_gradient(structure), state)
 
     def _set_layout(self, p: Parameter, state: dict, structure: SparseStructure | None
                     ) -> None:
@@ -97,10 +97,9 @@ class Optimizer:
                 state[key] = dense if structure is None else structure.gather(dense)
         state["layout"] = structure
 
-    def update_kept(self, p: Parameter, grad: np.ndarray, state: dict,
-                    positions: np.ndarray) -> None:
-        """The same update as :meth:`update`, on the kept positions only: ``grad[t]`` and
-        the state buffers' entry ``t`` belong to the weight at flat index ``positions[t]``.
+    def update_kept(self, kept: np.ndarray, grad: np.ndarray, state: dict) -> None:
+        """The same update as :meth:`update`, in place on the kept weights only: ``kept``,
+        ``grad`` and the state buffers hold one entry per kept weight, in the same order.
         """
         raise NotImplementedError
 
@@ -159,15 +158,13 @@ class SGD(Optimizer):
         np.multiply(grad, self.lr, out=step)
         p.data -= step
 
-    def update_kept(self, p: Parameter, grad: np.ndarray, state: dict,
-                    positions: np.ndarray) -> None:
+    def update_kept(self, kept: np.ndarray, grad: np.ndarray, state: dict) -> None:
         first_step = "momentum" not in state
         if first_step:
-            state["momentum"] = np.zeros(len(positions), dtype=p.dtype)
-        cast = p.dtype.type
-        masked_sgd_update(p.data.reshape(-1), grad, state["momentum"], positions,
-                          cast(self.lr), cast(self.momentum), cast(self.weight_decay),
-                          self.nesterov, first_step)
+            state["momentum"] = np.zeros_like(kept)
+        cast = kept.dtype.type
+        sgd_update_kept(kept, grad, state["momentum"], cast(self.lr), cast(self.momentum),
+                        cast(self.weight_decay), self.nesterov, first_step)
 
 
 class Adam(Optimizer):
@@ -215,17 +212,16 @@ class Adam(Optimizer):
         denominator = np.sqrt(v) / math.sqrt(bias_correction2) + self.eps
         p.data -= (self.lr / bias_correction1) * (m / denominator)
 
-    def update_kept(self, p: Parameter, grad: np.ndarray, state: dict,
-                    positions: np.ndarray) -> None:
+    def update_kept(self, kept: np.ndarray, grad: np.ndarray, state: dict) -> None:
         if "step" not in state:
             state["step"] = 0
-            state["m"] = np.zeros(len(positions), dtype=p.dtype)
-            state["v"] = np.zeros(len(positions), dtype=p.dtype)
+            state["m"] = np.zeros_like(kept)
+            state["v"] = np.zeros_like(kept)
         state["step"] += 1
         t = state["step"]
-        cast = p.dtype.type  # the scalars in the weights' precision, as in update()
-        masked_adam_update(
-            p.data.reshape(-1), grad, state["m"], state["v"], positions,
+        cast = kept.dtype.type  # the scalars in the weights' precision, as in update()
+        adam_update_kept(
+            kept, grad, state["m"], state["v"],
             cast(self.lr / (1 - self.beta1**t)), cast(self.beta1), cast(1 - self.beta1),
             cast(self.beta2), cast(1 - self.beta2), cast(math.sqrt(1 - self.beta2**t)),
             cast(self.eps), cast(self.weight_decay))

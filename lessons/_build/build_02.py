@@ -205,7 +205,9 @@ decay can all move a weight whose gradient is zero — for instance when the opt
 been running before the prune. So `Optimizer.step` takes care of it. On the masked-dense
 path it runs the ordinary update, then multiplies the weight and its **state buffers**
 (momentum, Adam's moments) by the mask. On the sparse path it updates only the kept
-positions (`update_kept`), and the buffers hold one entry per kept weight: when the mask
+weights (`update_kept`), kept compact — one value per kept weight, the layer's master copy
+there, written back into `.data` when you read it — and the buffers hold one entry per
+kept weight too: when the mask
 changes, `_set_layout` moves them to the new mask's positions, and whatever a pruned
 position held is dropped.
 """),

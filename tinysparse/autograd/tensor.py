@@ -378,6 +378,9 @@ class Function:
 
     inputs: tuple[Tensor, ...] = ()
     needs_grad: tuple[bool, ...] = ()
+    #: True: ``forward`` receives the input tensors themselves instead of their arrays (the
+    #: sparse layers do, to read a parameter's compact kept weights without ``.data``).
+    takes_tensors: bool = False
 
     def forward(self, *arrays: np.ndarray, **options: Any) -> np.ndarray:
         raise NotImplementedError
@@ -391,7 +394,8 @@ class Function:
         fn = cls()
         tensors = tuple(x if isinstance(x, Tensor) else _to_tensor(x, inputs) for x in inputs)
         out = Tensor.__new__(Tensor)
-        out.data = fn.forward(*[t.data for t in tensors], **options)
+        arrays = tensors if cls.takes_tensors else [t.data for t in tensors]
+        out.data = fn.forward(*arrays, **options)
         out.grad = out.name = out._ctx = None
         out.requires_grad = False
         if _GRAD_ENABLED:

@@ -24,7 +24,7 @@ from tinysparse.kernels import sparse_reference as _sparse_reference
 
 KERNELS = (
     "relu", "relu_backward", "im2col", "col2im", "max_pool_forward", "max_pool_backward",
-    "spmm", "spmm_transposed", "sddmm", "masked_sgd_update", "masked_adam_update",
+    "spmm", "spmm_transposed", "sddmm", "sgd_update_kept", "adam_update_kept",
     "obs_rows_greedy",
 )
 
@@ -88,8 +88,8 @@ max_pool_backward = _dispatcher("max_pool_backward")
 spmm = _dispatcher("spmm")
 spmm_transposed = _dispatcher("spmm_transposed")
 sddmm = _dispatcher("sddmm")
-masked_sgd_update = _dispatcher("masked_sgd_update")
-masked_adam_update = _dispatcher("masked_adam_update")
+sgd_update_kept = _dispatcher("sgd_update_kept")
+adam_update_kept = _dispatcher("adam_update_kept")
 obs_rows_greedy = _dispatcher("obs_rows_greedy")
 output_size = _im2col_reference.output_size
 

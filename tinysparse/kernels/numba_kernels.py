@@ -286,16 +286,16 @@ def sddmm(indptr, indices, dy, x):
 
 
 # ---------------------------------------------------------------- optimiser steps on kept weights
-@parallel_or_serial(lambda weight, grad, velocity, positions, *_: 8 * positions.shape[0])
-def masked_sgd_update(weight, grad, velocity, positions, lr, momentum, weight_decay,
-                      nesterov, first_step):
-    """SGD on the kept positions only (same arithmetic, in the same order, as optim.SGD);
-    ``grad[t]`` and ``velocity[t]`` belong to the weight at ``positions[t]``."""
-    for t in prange(positions.shape[0]):
-        k = positions[t]
+# One pass over the compact arrays (the NumPy twin makes three or four), no fastmath: the
+# same arithmetic, in the same order, as the optimisers' dense update.
+@parallel_or_serial(lambda kept, *_: 8 * kept.shape[0])
+def sgd_update_kept(kept, grad, velocity, lr, momentum, weight_decay, nesterov, first_step):
+    """SGD on the kept weights only (same arithmetic, in the same order, as optim.SGD);
+    ``kept[t]``, ``grad[t]`` and ``velocity[t]`` belong to the same weight."""
+    for t in prange(kept.shape[0]):
         g = grad[t]
         if weight_decay != 0:
-            g = g + weight_decay * weight[k]
+            g = g + weight_decay * kept[t]
         if momentum != 0:
             if first_step:
                 v = g
@@ -304,19 +304,18 @@ def masked_sgd_update(weight, grad, velocity, positions, lr, momentum, weight_de
                 v += g
             velocity[t] = v
             g = g + momentum * v if nesterov else v
-        weight[k] -= lr * g
+        kept[t] -= lr * g
 
 
-@parallel_or_serial(lambda weight, grad, m, v, positions, *_: 16 * positions.shape[0])
-def masked_adam_update(weight, grad, m, v, positions, lr_corrected, beta1, one_minus_beta1,
-                       beta2, one_minus_beta2, sqrt_correction2, eps, weight_decay):
-    """Adam on the kept positions only (scalars pre-computed in the weights' dtype);
-    ``grad[t]``, ``m[t]`` and ``v[t]`` belong to the weight at ``positions[t]``."""
-    for t in prange(positions.shape[0]):
-        k = positions[t]
+@parallel_or_serial(lambda kept, *_: 16 * kept.shape[0])
+def adam_update_kept(kept, grad, m, v, lr_corrected, beta1, one_minus_beta1, beta2,
+                     one_minus_beta2, sqrt_correction2, eps, weight_decay):
+    """Adam on the kept weights only (scalars pre-computed in the weights' dtype);
+    ``kept[t]``, ``grad[t]``, ``m[t]`` and ``v[t]`` belong to the same weight."""
+    for t in prange(kept.shape[0]):
         g = grad[t]
         if weight_decay != 0:
-            g = g + weight_decay * weight[k]
+            g = g + weight_decay * kept[t]
         m_t = m[t] * beta1
         m_t += one_minus_beta1 * g
         v_t = v[t] * beta2
@@ -324,7 +323,7 @@ def masked_adam_update(weight, grad, m, v, positions, lr_corrected, beta1, one_m
         m[t] = m_t
         v[t] = v_t
         denominator = np.sqrt(v_t) / sqrt_correction2 + eps
-        weight[k] -= lr_corrected * (m_t / denominator)
+        kept[t] -= lr_corrected * (m_t / denominator)
 
 
 # ---------------------------------------------------------------- layer-wise OBS

@@ -29,9 +29,18 @@ class Parameter(Tensor):
     weight gradient only at the kept positions: the parameter keeps it compact (a
     :class:`~tinysparse.sparse.SparseGradient`) and expands it the first time ``.grad`` is
     read — the optimiser reads the compact values directly (:meth:`kept_gradient`).
+
+    The weights themselves work the same way on the sparse path. There the master copy is
+    compact — the kept weights in CSR order (:meth:`kept_weights`), which the sparse
+    kernels read and the optimiser updates in place — and ``.data`` is brought up to date
+    from it only when someone reads ``.data``. Reading ``.data`` hands the dense array back
+    as the master copy (the caller may write into it), so the next sparse forward pass
+    gathers the kept weights from it again. Either way ``.data`` always shows the current
+    weights; only the speed differs (the kernels then never touch the mostly-zero dense
+    array, which on a large layer no longer stays in the cache between two uses).
     """
 
-    __slots__ = ("mask", "_grad")
+    __slots__ = ("mask", "_grad", "_dense", "_kept")
 
     def __init__(self, data: Any, dtype: Any = None) -> None:
         array = np.asarray(data)
@@ -39,6 +48,51 @@ class Parameter(Tensor):
             dtype = get_default_dtype()
         super().__init__(array, requires_grad=True, dtype=dtype)
         self.mask: Mask | None = None
+
+    @property
+    def data(self) -> np.ndarray:
+        """The weights as a dense array (the kept weights written into it first, if the
+        compact copy was the master)."""
+        if self._kept is not None:
+            structure, values = self._kept
+            self._dense.reshape(-1)[structure.positions] = values  # C-contiguous: a view
+            self._kept = None
+        return self._dense
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        self._dense = value
+        self._kept = None
+
+    # shape and dtype never change by writing the kept weights back: read them directly
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._dense.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dense.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._dense.ndim
+
+    @property
+    def size(self) -> int:
+        return self._dense.size
+
+    def kept_weights(self, structure: SparseStructure) -> np.ndarray:
+        """The weights at ``structure``'s non-zeros, in CSR order — from now on the master
+        copy, which the caller may update in place (until ``.data`` is next read)."""
+        kept = self._kept
+        if kept is not None and kept[0] is structure:
+            return kept[1]
+        dense = self.data  # another structure's kept weights are written back first
+        if not dense.flags.c_contiguous:
+            dense = self._dense = np.ascontiguousarray(dense)
+        values = structure.gather(dense)
+        self._kept = (structure, values)
+        return values
 
     @property
     def grad(self) -> np.ndarray | None:

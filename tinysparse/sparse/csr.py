@@ -3,8 +3,9 @@
 Only the *structure* — where the non-zeros are — is built from the mask, once per mask
 (masks are immutable, so the structure is cached on the mask and rebuilt only when a
 layer gets a new one). The *values* change at every optimiser step; they are gathered
-from the dense weight just before each forward pass (``structure.gather(weight)``), one
-read of the non-zeros.
+from the dense weight once (``structure.gather(weight)``) and then kept compact, as the
+parameter's master copy, while the layer stays on the sparse path
+(``Parameter.kept_weights``).
 
 For a weight viewed as a (rows × cols) matrix (a convolution kernel (O, C, KH, KW) is the
 (O × C·KH·KW) matrix that multiplies the im2col columns):

@@ -5,7 +5,9 @@ only where the mask keeps a weight:
 
 * forward ``Y = W X`` (SpMM), gradient w.r.t. the input ``dX = Wᵀ dY`` (SpMM on the
   columns), gradient w.r.t. the weight ``dW = dY Xᵀ`` at the non-zeros only (SDDMM),
-  returned compact (a :class:`~tinysparse.sparse.csr.SparseGradient`);
+  returned compact (a :class:`~tinysparse.sparse.csr.SparseGradient`); the weights are
+  read compact too, from the parameter's master copy of its kept weights
+  (``Parameter.kept_weights``: the dense array is not touched);
 * activations are kept **feature-major** (features × batch) in memory. The op returns
   ``Y`` as the transposed *view* of a (out × batch) array, so it still has the usual
   (batch × out) shape; NumPy's elementwise ops (bias, ReLU) keep that memory layout, and
@@ -21,6 +23,14 @@ from tinysparse.autograd.tensor import Function, Tensor
 from tinysparse.sparse.csr import SparseGradient, SparseStructure
 
 
+def _kept_weights(weight: Tensor, structure: SparseStructure) -> np.ndarray:
+    """The weights at the non-zeros: a parameter's compact master copy
+    (``Parameter.kept_weights``, never expanded to the dense array), else gathered."""
+    if hasattr(weight, "kept_weights"):
+        return weight.kept_weights(structure)
+    return structure.gather(np.ascontiguousarray(weight.data))
+
+
 def _feature_major(batch_major: np.ndarray) -> np.ndarray:
     """(batch × features) -> contiguous (features × batch); free for transposed views."""
     return np.ascontiguousarray(batch_major.reshape(batch_major.shape[0], -1).T)
@@ -29,14 +39,16 @@ def _feature_major(batch_major: np.ndarray) -> np.ndarray:
 class SparseLinear(Function):
     """``y = x Wᵀ + b`` with W sparse: the kernels see Y_fm = W X_fm (feature-major)."""
 
+    takes_tensors = True  # to read the weight's kept values, not its dense array
+
     def forward(self, x, weight, bias=None, structure: SparseStructure = None):
         self.structure, self.weight_shape = structure, weight.shape
-        self.values = structure.gather(weight)
-        self.x = _feature_major(x)  # (in, batch)
+        self.values = _kept_weights(weight, structure)
+        self.x = _feature_major(x.data)  # (in, batch)
         s = structure
         y = kernels.spmm(s.indptr, s.indices, self.values, self.x)  # (out, batch)
         if bias is not None:
-            y += bias[:, None]
+            y += bias.data[:, None]
         return y.T
 
     def backward(self, grad):
@@ -58,17 +70,19 @@ class SparseConv2d(Function):
     """Convolution with a sparse kernel: im2col columns (C·K·K × N·OH·OW) are already
     feature-major, so Y = W_sparse · cols is one SpMM."""
 
+    takes_tensors = True  # to read the weight's kept values, not its dense array
+
     def forward(self, x, weight, bias=None, structure: SparseStructure = None, stride=1,
                 padding=0):
         self.structure, self.weight_shape, self.x_shape = structure, weight.shape, x.shape
         self.stride, self.padding = stride, padding
         out_channels, _, kh, _ = weight.shape
-        self.values = structure.gather(weight)
-        self.cols, (oh, ow) = kernels.im2col(x, kh, kh, stride, padding)
+        self.values = _kept_weights(weight, structure)
+        self.cols, (oh, ow) = kernels.im2col(x.data, kh, kh, stride, padding)
         s = structure
         out = kernels.spmm(s.indptr, s.indices, self.values, self.cols)  # (O, N·OH·OW)
         if bias is not None:
-            out += bias[:, None]
+            out += bias.data[:, None]
         out = out.reshape(out_channels, x.shape[0], oh, ow)
         return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
 
