@@ -58,8 +58,11 @@ def test_sparse_kernels_equal_each_other_and_the_dense_masked_products(case):
     x = rng.standard_normal((case["cols"], case["batch"])).astype(np.float32)
     dy = rng.standard_normal((case["rows"], case["batch"])).astype(np.float32)
     tolerance = dict(rtol=1e-5, atol=1e-5)
+    bias = rng.standard_normal(case["rows"]).astype(np.float32)
     for kernel in both("spmm"):
         np.testing.assert_allclose(kernel(s.indptr, s.indices, values, x), w @ x, **tolerance)
+        np.testing.assert_allclose(kernel(s.indptr, s.indices, values, x, bias),
+                                   w @ x + bias[:, None], **tolerance)
     for kernel in both("spmm_transposed"):
         np.testing.assert_allclose(kernel(s.t_indptr, s.t_indices, s.t_order, values, dy),
                                    w.T @ dy, **tolerance)
@@ -387,6 +390,7 @@ for rows, cols, batch, sparsity in [(300, 784, 64, 0.9), (97, 61, 33, 0.5), (64,
     s = build_structure(keep)
     v = s.gather(w)
     for name, args in [("spmm", (s.indptr, s.indices, v, x)),
+                       ("spmm", (s.indptr, s.indices, v, x, dy[:, 0].copy())),
                        ("spmm_transposed", (s.t_indptr, s.t_indices, s.t_order, v, dy)),
                        ("sddmm", (s.indptr, s.indices, dy, x))]:
         np.testing.assert_allclose(kernels.compiled(name).parallel(*args),

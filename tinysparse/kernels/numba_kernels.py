@@ -40,7 +40,7 @@ def parallel_or_serial(work, **options):
         parallel = njit(**OPTIONS, **options)(function)
         # a renamed copy of the same code, so that the two compilations are cached apart
         copy = types.FunctionType(function.__code__, function.__globals__,
-                                  f"{function.__name__}_serial")
+                                  f"{function.__name__}_serial", function.__defaults__)
         copy.__qualname__ = f"{function.__qualname__}_serial"
         serial = njit(**{**OPTIONS, "parallel": False}, **options)(copy)
 
@@ -197,19 +197,24 @@ def relu_backward(grad, out):
 # The three products share one loop nest: rows in parallel, a row's non-zeros four at a
 # time, the batch innermost (contiguous: SIMD). Taking four non-zeros per pass over the
 # batch row reads and writes the output row once for four products instead of four times;
-# each thread zeroes the output rows it owns. ``fastmath`` lets LLVM fuse multiply-adds and
-# reorder sums: the results equal the NumPy twins up to float rounding, and do not depend
-# on the number of threads (every output element is summed by one thread, in one order).
-@parallel_or_serial(lambda indptr, indices, values, x: indices.shape[0] * x.shape[1],
-                    fastmath=True)
-def spmm(indptr, indices, values, x):
-    """Y = W X: for each row i, Y[i, :] += values[k] · X[indices[k], :] over its non-zeros."""
+# each thread starts the output rows it owns at zero (or at the bias). ``fastmath`` lets
+# LLVM fuse multiply-adds and reorder sums: the results equal the NumPy twins up to float
+# rounding, and do not depend on the number of threads (every output element is summed by
+# one thread, in one order).
+@parallel_or_serial(lambda indptr, indices, values, x, bias=None:
+                    indices.shape[0] * x.shape[1], fastmath=True)
+def spmm(indptr, indices, values, x, bias=None):
+    """Y = W X (+ b): for each row i, starting from bias[i] (or 0),
+    Y[i, :] += values[k] · X[indices[k], :] over its non-zeros."""
     rows = indptr.shape[0] - 1
     batch = x.shape[1]
     y = np.empty((rows, batch), dtype=x.dtype)
     for i in prange(rows):
         out = y[i]
-        out[:] = 0
+        if bias is None:  # resolved when Numba compiles: two versions, no test in the loop
+            out[:] = 0
+        else:
+            out[:] = bias[i]
         k, stop = indptr[i], indptr[i + 1]
         while k + 4 <= stop:  # four non-zeros per pass over the batch
             w0, w1, w2, w3 = values[k], values[k + 1], values[k + 2], values[k + 3]

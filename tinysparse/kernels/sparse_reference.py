@@ -12,7 +12,7 @@ runs over a contiguous batch row, which is what makes the compiled versions fast
 =====================  =============================  ==============================
 kernel                 computes                        used for
 =====================  =============================  ==============================
-``spmm``               Y = W X                         forward pass
+``spmm``               Y = W X (+ b)                   forward pass
 ``spmm_transposed``    dX = Wᵀ dY                      gradient w.r.t. the input
 ``sddmm``              dW_ij = Σ_b dY_ib X_jb, (i,j)   gradient w.r.t. the weights,
                        in the sparsity pattern only    only where W is non-zero
@@ -24,17 +24,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def spmm(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, x: np.ndarray
-         ) -> np.ndarray:
-    """Y = W X for sparse W (CSR) and feature-major X (cols × batch): Y is (rows × batch).
+def spmm(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, x: np.ndarray,
+         bias: np.ndarray | None = None) -> np.ndarray:
+    """Y = W X (+ b) for sparse W (CSR) and feature-major X (cols × batch): Y is (rows × batch).
 
-    Row by row: Y[i] = Σ_k values[k] · X[indices[k]] over row i's non-zeros.
+    Row by row: Y[i] = Σ_k values[k] · X[indices[k]] over row i's non-zeros (+ bias[i],
+    given a bias of one value per row).
     """
     rows = len(indptr) - 1
     y = np.zeros((rows, x.shape[1]), dtype=x.dtype)
+    if bias is not None:
+        y += bias[:, None]
     for i in range(rows):
         start, stop = indptr[i], indptr[i + 1]
-        y[i] = values[start:stop] @ x[indices[start:stop]]
+        y[i] += values[start:stop] @ x[indices[start:stop]]
     return y
 
 

@@ -46,9 +46,8 @@ class SparseLinear(Function):
         self.values = _kept_weights(weight, structure)
         self.x = _feature_major(x.data)  # (in, batch)
         s = structure
-        y = kernels.spmm(s.indptr, s.indices, self.values, self.x)  # (out, batch)
-        if bias is not None:
-            y += bias.data[:, None]
+        y = kernels.spmm(s.indptr, s.indices, self.values, self.x,
+                         None if bias is None else bias.data)  # (out, batch)
         return y.T
 
     def backward(self, grad):
@@ -62,7 +61,9 @@ class SparseLinear(Function):
             grad_weight = SparseGradient(
                 s, kernels.sddmm(s.indptr, s.indices, grad_fm, self.x), self.weight_shape)
         if len(self.needs_grad) == 3 and self.needs_grad[2]:
-            grad_bias = grad_fm.sum(axis=1)
+            # Σ over the batch as a product with ones: BLAS sums 300 short rows ~4× faster
+            # than grad_fm.sum(axis=1), which starts a new pairwise sum for every row
+            grad_bias = grad_fm @ np.ones(grad_fm.shape[1], dtype=grad_fm.dtype)
         return grad_x, grad_weight, grad_bias
 
 
@@ -80,9 +81,8 @@ class SparseConv2d(Function):
         self.values = _kept_weights(weight, structure)
         self.cols, (oh, ow) = kernels.im2col(x.data, kh, kh, stride, padding)
         s = structure
-        out = kernels.spmm(s.indptr, s.indices, self.values, self.cols)  # (O, N·OH·OW)
-        if bias is not None:
-            out += bias.data[:, None]
+        out = kernels.spmm(s.indptr, s.indices, self.values, self.cols,
+                           None if bias is None else bias.data)  # (O, N·OH·OW)
         out = out.reshape(out_channels, x.shape[0], oh, ow)
         return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
 
