@@ -121,6 +121,10 @@ CASES = [
     OpCase("conv2d_stride_padding", lambda x, w, b: A.conv2d(x, w, b, stride=2, padding=1),
            lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride=2, padding=1),
            both(normal(2, 2, 7, 7), normal(3, 2, 3, 3), normal(3))),
+    # C·KH·KW ≥ 100: one product for the whole batch (shorter columns: one per image)
+    OpCase("conv2d_long_columns", lambda x, w, b: A.conv2d(x, w, b, stride=2, padding=1),
+           lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride=2, padding=1),
+           both(normal(2, 12, 5, 5), normal(3, 12, 3, 3), normal(3))),
     OpCase("conv2d_no_bias", lambda x, w: A.conv2d(x, w, padding=2),
            lambda t, x, w: t.nn.functional.conv2d(x, w, padding=2),
            both(normal(1, 1, 5, 5), normal(2, 1, 5, 5))),

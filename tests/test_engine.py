@@ -127,3 +127,26 @@ def test_max_shares_the_gradient_among_ties():
     x = Tensor(np.array([3.0, 1.0, 3.0]), requires_grad=True)
     x.max().backward()
     np.testing.assert_array_equal(x.grad, [0.5, 0.0, 0.5])
+
+
+@pytest.mark.parametrize("shape", [((3, 1, 9, 9), (4, 1, 3, 3), 1, 1),
+                                   ((2, 12, 6, 6), (5, 12, 3, 3), 2, 0)])
+def test_conv2d_per_image_and_whole_batch_products_agree(shape, monkeypatch):
+    """Short im2col columns run as one product per image, long ones as one product for the
+    batch (nn_ops.PER_IMAGE_BELOW): force each way on the same inputs, same results."""
+    from tinysparse.autograd import nn_ops
+
+    x_shape, w_shape, stride, padding = shape
+    rng = np.random.default_rng(0)
+    arrays = (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
+              rng.standard_normal(w_shape[0]), rng.standard_normal((x_shape[0], w_shape[0])))
+    results = {}
+    for per_image in (True, False):
+        monkeypatch.setattr(nn_ops, "PER_IMAGE_BELOW", 10**9 if per_image else 0)
+        x, w, b = (Tensor(a, requires_grad=True) for a in arrays[:3])
+        out = A.conv2d(x, w, b, stride=stride, padding=padding)
+        assert out.data.flags.c_contiguous and out._ctx.per_image == per_image
+        (out.sum(axis=(2, 3)) * Tensor(arrays[3])).sum().backward()
+        results[per_image] = [out.data, x.grad, w.grad, b.grad]
+    for a, b in zip(results[True], results[False]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
