@@ -3,7 +3,8 @@
 For a weight W (out × in) with a random mask at each sparsity, and feature-major
 activations X (in × batch), times the three products of a training step:
 
-* ``forward``  Y = W X        (tinysparse: gather the values + SpMM)
+* ``forward``  Y = W X        (tinysparse: SpMM on the kept weights, which a layer on the
+  sparse path keeps compact between steps — no gather)
 * ``dX``       dX = Wᵀ dY     (tinysparse: SpMM over the CSC view)
 * ``dW``       dY Xᵀ at W's non-zeros (tinysparse: SDDMM; dense: the full product)
 
@@ -79,8 +80,8 @@ def case_functions(w, keep, x, dy, include_slow: bool):
     ops = {
         "forward": {
             "numpy-dense": lambda: w @ x,
-            "tinysparse-numba": lambda: numba["spmm"](*forward, s.gather(w), x),
-            "tinysparse-numba-parallel": lambda: parallel["spmm"](*forward, s.gather(w), x),
+            "tinysparse-numba": lambda: numba["spmm"](*forward, values, x),
+            "tinysparse-numba-parallel": lambda: parallel["spmm"](*forward, values, x),
         },
         "dX": {
             "numpy-dense": lambda: w.T @ dy,
@@ -94,8 +95,7 @@ def case_functions(w, keep, x, dy, include_slow: bool):
         },
     }
     if include_slow:
-        ops["forward"]["tinysparse-reference"] = lambda: ref["spmm"](s.indptr, s.indices,
-                                                                     s.gather(w), x)
+        ops["forward"]["tinysparse-reference"] = lambda: ref["spmm"](*forward, values, x)
         ops["dX"]["tinysparse-reference"] = lambda: ref["spmm_transposed"](
             s.t_indptr, s.t_indices, s.t_order, values, dy)
         ops["dW"]["tinysparse-reference"] = lambda: ref["sddmm"](s.indptr, s.indices, dy, x)
