@@ -644,7 +644,7 @@ for name, what in (("gather", "from the dense array"), ("update", "of the compac
 """),
     md(r"""
 On the 2-core machine this lesson was written on, the gather took 12–14 µs warm and
-57–64 µs cold, the update of the compact copy 3.5 µs warm and 27 µs cold (an update
+50–64 µs cold, the update of the compact copy 3.4–3.5 µs warm and 26–28 µs cold (an update
 written into the dense array at the kept positions had cost 17 µs warm and 67 µs cold).
 Every cache line of the dense weight that holds a kept value — at 95% sparsity about
 8,000 of its 14,700 lines of 16 floats — has to come back from main memory, while the
