@@ -37,7 +37,9 @@ class Parameter(Tensor):
     as the master copy (the caller may write into it), so the next sparse forward pass
     gathers the kept weights from it again. Either way ``.data`` always shows the current
     weights; only the speed differs (the kernels then never touch the mostly-zero dense
-    array, which on a large layer no longer stays in the cache between two uses).
+    array, which on a large layer no longer stays in the cache between two uses). One
+    consequence: an array taken from ``.data`` *before* sparse-path steps does not follow
+    them (on the dense path it would, being updated in place) — read ``.data`` again.
     """
 
     __slots__ = ("mask", "_grad", "_dense", "_kept")
