@@ -232,10 +232,10 @@ arrays:
   `values[indptr[i]:indptr[i+1]]`, in the columns `indices[indptr[i]:indptr[i+1]]`.
 
 In tinysparse the *structure* (`indptr`, `indices`) comes from the mask, once per mask
-(`ts.sparse.build_structure`, cached on the mask by `structure_of`); the *values* change
-at every optimiser step, so they are gathered from the dense weight before each forward
-pass, through `positions`, the flat index of each non-zero in the dense weight. A small
-example:
+(`ts.sparse.build_structure`, cached on the mask by `structure_of`); the *values* are
+gathered from the dense weight through `positions`, the flat index of each non-zero in
+the dense weight, and then kept compact while the layer trains on the sparse path (why,
+and how `.data` stays current, in section 4). A small example:
 """),
     code(r"""
 keep = np.array([[1, 0, 0, 1],
@@ -421,8 +421,8 @@ We measure it for the first layer of LeNet-300-100 (784 → 300) at batch 128, f
 the three products, and three implementations:
 
 * `numpy-dense` — the BLAS product, zeros and all (its time does not depend on $s$);
-* `tinysparse` — the compiled kernels above (the forward pass includes gathering the
-  values, as the layer does);
+* `tinysparse` — the compiled kernels above, on the kept values (which a layer on the
+  sparse path keeps compact between steps, section 4);
 * `scipy-csr` — `scipy.sparse` CSR products, if scipy is installed. scipy has no SDDMM,
   so for $dW$ we use the usual NumPy substitute: gather the needed rows and take the row
   dot products.
@@ -455,7 +455,7 @@ def kernel_cases(sparsity):
     values = s.gather(w)
     cases = {
         "forward": {"numpy-dense": lambda: w @ x,
-                    "tinysparse": lambda: spmm(s.indptr, s.indices, s.gather(w), x)},
+                    "tinysparse": lambda: spmm(s.indptr, s.indices, values, x)},
         "dX": {"numpy-dense": lambda: w.T @ dy,
                "tinysparse": lambda: spmm_transposed(s.t_indptr, s.t_indices, s.t_order,
                                                      values, dy)},
