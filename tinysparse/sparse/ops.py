@@ -61,9 +61,7 @@ class SparseLinear(Function):
             grad_weight = SparseGradient(
                 s, kernels.sddmm(s.indptr, s.indices, grad_fm, self.x), self.weight_shape)
         if len(self.needs_grad) == 3 and self.needs_grad[2]:
-            # Σ over the batch as a product with ones: BLAS sums 300 short rows ~4× faster
-            # than grad_fm.sum(axis=1), which starts a new pairwise sum for every row
-            grad_bias = grad_fm @ np.ones(grad_fm.shape[1], dtype=grad_fm.dtype)
+            grad_bias = grad_fm.sum(axis=1)
         return grad_x, grad_weight, grad_bias
 
 
