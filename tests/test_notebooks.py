@@ -1,4 +1,6 @@
-"""Every lesson notebook runs top to bottom (in fast mode) and is committed without outputs."""
+"""Every lesson notebook runs top to bottom (in fast mode), is committed without outputs,
+and equals its paired percent-format source (``lessons/NN_name.py``, see
+``lessons/jupytext.toml``)."""
 
 import os
 from pathlib import Path
@@ -11,11 +13,31 @@ nbclient = pytest.importorskip("nbclient")
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 NOTEBOOKS = sorted(LESSONS.glob("*.ipynb"))
 
-pytestmark = pytest.mark.notebook
 
 
 def test_there_are_lessons():
     assert NOTEBOOKS, f"no notebooks found in {LESSONS}"
+
+
+def _cells(notebook) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source) for cell in notebook.cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_and_its_python_source_are_in_sync(path):
+    jupytext = pytest.importorskip("jupytext")
+    source = path.with_suffix(".py")
+    assert source.exists(), f"{path.name} has no paired {source.name}: jupytext --sync {path}"
+    notebook = nbformat.read(path, as_version=4)
+    text = jupytext.read(source, fmt="py:percent")
+    assert _cells(text) == _cells(notebook), (
+        f"{path.name} and {source.name} differ: edit one, then "
+        f"`jupytext --sync lessons/{path.name}` (the newer file wins)")
+
+
+def test_every_lesson_source_has_a_notebook():
+    orphans = [p.name for p in LESSONS.glob("[0-9]*.py") if not p.with_suffix(".ipynb").exists()]
+    assert not orphans, f"lesson sources without a notebook: {orphans} (jupytext --sync)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -28,6 +50,7 @@ def test_notebook_is_committed_without_outputs(path):
                 f"(jupyter nbconvert --clear-output --inplace {path.name})")
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_in_fast_mode(path, monkeypatch):
     monkeypatch.setenv("TINYSPARSE_FAST", "1")
