@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import tinysparse as ts
 from tinysparse import kernels
-from tinysparse.prune import clone, prune
+from tinysparse.nn import clone, to_dense, to_sparse
+from tinysparse.prune import prune
 from tinysparse.sparse import build_structure, set_density_threshold, structure_of
 
 JIT_OFF = os.environ.get("NUMBA_DISABLE_JIT") == "1"
@@ -97,7 +98,8 @@ def test_structure_round_trip():
     np.testing.assert_array_equal(s.to_dense(s.gather(w)), w)
     assert s.nnz == keep.sum() and s.density == keep.mean()
     mask = ts.sparse.Mask(keep)
-    assert structure_of(mask) is structure_of(mask)  # built once per mask
+    for name in ("indptr", "indices", "positions", "t_indptr", "t_indices", "t_order"):
+        np.testing.assert_array_equal(getattr(structure_of(mask), name), getattr(s, name))
 
 
 conv_case = st.fixed_dictionaries({
@@ -136,26 +138,29 @@ def test_max_pool_twins_break_ties_the_same_way():
         assert np.all(winner == 0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("first_step", [True, False])
-def test_kept_update_twins_agree(optimizer, first_step):
+def test_update_rule_twins_agree_bit_for_bit(optimizer, first_step, nesterov, dtype):
+    """One rule per optimiser: the compiled twin does the reference's arithmetic in the
+    same order, so the two agree exactly (what keeps training reproducible)."""
     results = []
-    for kernel in both(f"{optimizer}_update_kept"):
+    for kernel in both(f"{optimizer}_update"):
         rng = np.random.default_rng(1)
-        # compact: one weight, one gradient and one state entry per kept weight
-        kept, g = rng.standard_normal((2, 37)).astype(np.float32)
-        buffers = [np.abs(rng.standard_normal(37)).astype(np.float32) for _ in range(2)]
-        f32 = np.float32
+        w, g = rng.standard_normal((2, 37)).astype(dtype)
+        buffers = [np.abs(rng.standard_normal(37)).astype(dtype) for _ in range(2)]
+        c = np.dtype(dtype).type
         if optimizer == "sgd":
-            kernel(kept, g, buffers[0], f32(0.1), f32(0.9), f32(0.01), True, first_step)
+            kernel(w, g, buffers[0], c(0.1), c(0.9), c(0.01), nesterov, first_step)
         else:
-            kernel(kept, g, buffers[0], buffers[1], f32(0.01), f32(0.9), f32(0.1),
-                   f32(0.999), f32(0.001), f32(0.05), f32(1e-8), f32(0.01))
-        assert kept.dtype == np.float32
-        results.append((kept, *buffers))
+            kernel(w, g, buffers[0], buffers[1], c(0.01), c(0.9), c(0.1), c(0.999),
+                   c(0.001), c(0.05), c(1e-8), c(0.01 * nesterov))
+        assert w.dtype == dtype
+        results.append((w, *buffers))
     for reference, *compiled in zip(*results):
         for array in compiled:
-            np.testing.assert_allclose(array, reference, rtol=1e-6)
+            np.testing.assert_array_equal(array, reference)
 
 
 def test_layerwise_obs_twins_agree():
@@ -176,187 +181,130 @@ def threshold():
     set_density_threshold(None)
 
 
-def test_sparse_layers_equal_masked_dense_layers(threshold, mnist5k):
-    x = mnist5k.x_train[:16]
+def pruned_twins(build, sparsity=0.9):
+    """The same pruned model twice: every masked layer dense, and every one sparse."""
+    model = build(seed=0)
+    prune(model, sparsity)
+    return to_dense(clone(model)), to_sparse(clone(model), max_density=1.0)
+
+
+def test_sparse_layers_equal_masked_dense_layers(mnist5k):
+    x, y = mnist5k.x_train[:16], mnist5k.y_train[:16]
     for build in (ts.nn.lenet300, ts.nn.lenet5):
-        dense = build(seed=0)
-        prune(dense, 0.9)
-        sparse = clone(dense)
-        threshold(0.0)
-        out_dense = dense(x)
-        loss = ts.autograd.cross_entropy(out_dense, mnist5k.y_train[:16])
-        loss.backward()
-        threshold(1.0)
-        assert sparse.fc1.compute_path() == "sparse"
-        out_sparse = sparse(x)
-        ts.autograd.cross_entropy(out_sparse, mnist5k.y_train[:16]).backward()
-        np.testing.assert_allclose(out_sparse.data, out_dense.data, rtol=1e-4, atol=1e-5)
-        for (name, p), q in zip(dense.named_parameters(), sparse.parameters()):
-            np.testing.assert_allclose(q.grad, p.grad, rtol=1e-3, atol=1e-6, err_msg=name)
+        masked, sparse = pruned_twins(build)
+        assert isinstance(sparse.fc1, ts.nn.SparseLinear)
+        assert isinstance(masked.fc1, ts.nn.Linear) and "weight" in masked.fc1._masks
+        out_masked, out_sparse = masked(x), sparse(x)
+        ts.autograd.cross_entropy(out_masked, y).backward()
+        ts.autograd.cross_entropy(out_sparse, y).backward()
+        np.testing.assert_allclose(out_sparse.data, out_masked.data, rtol=1e-4, atol=1e-5)
+        for name, layer in sparse.named_modules():
+            dense_layer = masked.get_submodule(name)
+            if isinstance(layer, ts.nn.SparseLayer):  # the gradient of the kept weights only
+                expected = layer.structure.gather(dense_layer.weight.grad)
+                np.testing.assert_allclose(layer.values.grad, expected, rtol=1e-3,
+                                           atol=1e-6, err_msg=name)
+                np.testing.assert_allclose(layer.bias.grad, dense_layer.bias.grad,
+                                           rtol=1e-3, atol=1e-6, err_msg=name)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_training_on_the_sparse_path_follows_the_masked_dense_path(threshold, optimizer,
-                                                                   mnist5k):
+def test_training_on_the_sparse_path_follows_the_masked_dense_path(optimizer, mnist5k):
     base = ts.nn.lenet300(seed=0)
     ts.fit(base, (mnist5k.x_train[:256], mnist5k.y_train[:256]), epochs=1, quiet=True)
     prune(base, 0.95)
-    losses = {}
-    for density in (0.0, 1.0):  # 0: masked dense everywhere; 1: sparse everywhere
-        threshold(density)
-        model = clone(base)
+    losses, states = {}, {}
+    for path, model in zip(("masked", "sparse"), (to_dense(clone(base)),
+                                                  to_sparse(clone(base), max_density=1.0))):
         make = {"sgd": lambda p: ts.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4),
-                "adam": lambda p: ts.optim.Adam(p, lr=1e-3)}[optimizer]
+                "adam": lambda p: ts.optim.Adam(p, lr=1e-3, weight_decay=1e-4)}[optimizer]
         history = ts.fit(model, (mnist5k.x_train[:3200], mnist5k.y_train[:3200]), epochs=1,
                          batch_size=64, optimizer=make(model.parameters()), quiet=True,
                          max_steps=50)
         assert history.steps == 50
-        losses[density] = history.train_loss[-1]
+        losses[path], states[path] = history.train_loss[-1], model.state_dict()
         for name, mask in model.named_masks():  # masks never regrow
-            assert np.all(model.get_parameter(name).data[~mask.keep] == 0)
-    assert losses[1.0] == pytest.approx(losses[0.0], rel=1e-4)
+            assert np.all(states[path][name][~mask.keep] == 0)
+    assert losses["sparse"] == pytest.approx(losses["masked"], rel=1e-4)
+    for name in states["masked"]:
+        np.testing.assert_allclose(states["sparse"][name], states["masked"][name],
+                                   rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_optimizer_state_survives_switching_paths_and_masks(threshold, optimizer, mnist5k):
-    """Momentum / moments move between the dense layout and the compact one (one entry per
-    kept weight) when the path or the mask changes, and the run equals an all-dense run."""
-    x, y = mnist5k.x_train[:64], mnist5k.y_train[:64]
-    base = ts.nn.lenet300(seed=0)
-    prune(base, 0.9)
-    runs = {}
-    for schedule in ("dense", "switching"):
-        model = clone(base)
-        make = {"sgd": lambda p: ts.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
-                "adam": lambda p: ts.optim.Adam(p, lr=1e-3, weight_decay=1e-3)}[optimizer]
-        opt = make(model.parameters())
-        losses = []
-        for step in range(12):
-            if step == 8:  # a new mask with more zeros, while on the sparse path
-                prune(model, 0.95)
-            sparse = schedule == "switching" and step % 6 < 3
-            threshold(1.0 if sparse else 0.0)
-            loss = ts.autograd.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        threshold(0.0)
-        for name, mask in model.named_masks():
-            assert np.all(model.get_parameter(name).data[~mask.keep] == 0)
-        runs[schedule] = (losses, [p.data.copy() for p in model.parameters()])
-    np.testing.assert_allclose(runs["switching"][0], runs["dense"][0], rtol=1e-4)
-    for switched, dense in zip(runs["switching"][1], runs["dense"][1]):
-        np.testing.assert_allclose(switched, dense, rtol=1e-3, atol=1e-5)
+def test_pruning_moves_sparse_enough_layers_to_the_sparse_kernels(threshold):
+    model = ts.nn.lenet300(seed=0)
+    prune(model, 0.5)  # density 0.5: above the switch point, the dense kernels
+    assert all(type(m) is not ts.nn.SparseLinear for m in model.modules())
+    prune(model, 0.95, overrides={"fc3.weight": 0.5})
+    kinds = {name: type(m).__name__ for name, m in model.named_modules() if name}
+    assert kinds["fc1"] == kinds["fc2"] == "SparseLinear" and kinds["fc3"] == "Linear"
+    assert [name for name, _ in model.named_modules()] == [  # same places, same names
+        "", "flatten", "fc1", "act1", "fc2", "act2", "fc3"]
+    assert model.fc1.name == "fc1" and "SparseLinear(" in repr(model)
+    threshold(0.0)  # from now on pruning keeps every layer dense
+    prune(model, 0.96)
+    assert not ts.nn.has_sparse_layers(model)
 
 
-def test_sparse_path_weights_stay_compact_until_data_is_read(threshold):
-    """On the sparse path the kept weights are the master copy; ``.data`` is always current
-    and anything written into it (in place or by assignment) reaches the next step."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((8, 784)).astype(np.float32)
-    y = rng.integers(0, 10, 8)
-    base = ts.nn.lenet300(seed=0)
-    prune(base, 0.9)
-    models = {"dense": clone(base), "sparse": clone(base)}
-    optimizers = {k: ts.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
-                  for k, m in models.items()}
-
-    def step(path):
-        threshold(0.0 if path == "dense" else 1.0)
-        loss = ts.autograd.cross_entropy(models[path](x), y)
-        optimizers[path].zero_grad()
-        loss.backward()
-        optimizers[path].step()
-        return loss.item()
-
-    def check_equal():
-        threshold(0.0)
-        for p, q in zip(models["dense"].parameters(), models["sparse"].parameters()):
-            np.testing.assert_allclose(q.data, p.data, rtol=1e-4, atol=1e-6)
-
-    weight = models["sparse"].fc1.weight
-    for _ in range(3):
-        assert step("sparse") == pytest.approx(step("dense"), rel=1e-4)
-    assert weight._kept is not None  # compact master: the dense array is stale here...
-    stale = weight._dense.copy()
-    check_equal()  # ...until .data is read
-    assert weight._kept is None and not np.array_equal(weight.data, stale)
-    kept_at = np.flatnonzero(weight.mask.keep)[:5]
-    for model in models.values():  # an in-place write after a step reaches the next one
-        step_path = "sparse" if model is models["sparse"] else "dense"
-        model.fc1.weight.data.reshape(-1)[kept_at] = 0.25
-        step(step_path)
-    check_equal()
-    for model in models.values():  # so does an assignment
-        model.fc2.weight.data = model.fc2.weight.data * 0.5
-        step("sparse" if model is models["sparse"] else "dense")
-    check_equal()
-    step("sparse")
-    step("dense")
-    state = models["sparse"].state_dict()  # saving reads the current weights
-    np.testing.assert_allclose(state["fc1.weight"], models["dense"].fc1.weight.data,
-                               rtol=1e-4, atol=1e-6)
-    for model in models.values():  # a new mask while compact: the old values written back
-        prune(model, 0.95)
-    for _ in range(2):
-        assert step("sparse") == pytest.approx(step("dense"), rel=1e-4)
-    check_equal()
-    for name, mask in models["sparse"].named_masks():
-        assert np.all(models["sparse"].get_parameter(name).data[~mask.keep] == 0)
+def test_converting_between_the_twins_keeps_every_weight_exactly():
+    model = ts.nn.lenet5(seed=0)
+    prune(model, 0.9, overrides={"conv1.weight": 0.5})
+    before = model.state_dict()
+    masks = dict(model.named_masks())
+    to_sparse(model, max_density=1.0)
+    assert isinstance(model.conv1, ts.nn.SparseConv2d)
+    after = model.state_dict()
+    assert after.keys() == before.keys() and dict(model.named_masks()).keys() == masks.keys()
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name])
+    to_dense(model)
+    assert isinstance(model.conv1, ts.nn.Conv2d)
+    for name, values in model.state_dict().items():
+        np.testing.assert_array_equal(values, before[name])
 
 
-def test_sparse_path_weight_gradients_stay_compact_until_read(threshold):
-    from tinysparse.sparse import SparseGradient
+def test_a_sparse_layer_stores_each_kept_weight_once():
+    model = ts.nn.lenet300(seed=0)
+    prune(model, 0.95)
+    layer = model.fc1
+    assert [n for n, _ in layer.named_parameters()] == ["values", "bias"]
+    assert layer.values.shape == (layer.mask.kept,) and layer.values.mask is None
+    picture = layer.dense_weight()
+    picture[:] = 7.0  # a new array each time: writing into it changes nothing
+    assert not np.any(layer.dense_weight() == 7.0)
+    x = np.random.default_rng(0).standard_normal((4, 784)).astype(np.float32)
+    before = model(x).data
+    layer.values.data *= 2  # the values are the weights: the output follows
+    assert not np.allclose(model(x).data, before)
+    with pytest.raises(AttributeError, match="values"):
+        layer.weight  # noqa: B018
+    with pytest.raises(KeyError, match="to_dense"):
+        model.get_parameter("fc1.weight")
+    with pytest.raises(TypeError, match="apply_masks"):
+        layer.set_mask("weight", layer.mask)
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((8, 784)).astype(np.float32)
+
+def test_further_pruning_and_masks_of_a_sparse_model():
     model = ts.nn.lenet300(seed=0)
     prune(model, 0.9)
-    dense = clone(model)
-    threshold(1.0)
-    for _ in range(2):  # two backward passes accumulate, still compact
-        model(x).sum().backward()
-    threshold(0.0)
-    for _ in range(2):
-        dense(x).sum().backward()
-    weight = model.fc1.weight
-    threshold(1.0)
-    ts.optim.SGD(model.parameters(), lr=0.1).step()  # reads the compact values only
-    assert isinstance(weight._grad, SparseGradient)
-    structure = structure_of(weight.mask)
-    np.testing.assert_allclose(weight.kept_gradient(structure),
-                               structure.gather(dense.fc1.weight.grad), rtol=1e-4, atol=1e-6)
-    grad = weight.grad  # reading .grad gives the dense array (zeros where pruned), once
-    assert isinstance(grad, np.ndarray) and grad.shape == weight.shape
-    assert weight.grad is grad and np.all(grad[~weight.mask.keep] == 0)
-    np.testing.assert_allclose(grad, dense.fc1.weight.grad, rtol=1e-4, atol=1e-6)
-    model(x).sum().backward()  # dense + compact: dense
-    assert isinstance(weight.grad, np.ndarray)
-
-
-def test_a_compact_gradient_adds_like_an_array():
-    from tinysparse.sparse import SparseGradient
-
-    keep = np.array([[True, False, True], [False, True, False]])
-    s = build_structure(keep)
-    a = SparseGradient(s, np.array([1.0, 2.0, 3.0]), keep.shape)
-    b = SparseGradient(s, np.array([10.0, 20.0, 30.0]), keep.shape)
-    np.testing.assert_array_equal((a + b).values, [11.0, 22.0, 33.0])
-    np.testing.assert_array_equal(np.ones(keep.shape) + a, 1 + np.asarray(a))
-    np.testing.assert_array_equal(a + np.ones(keep.shape), [[2, 1, 3], [1, 4, 1]])
-    tensor = ts.Tensor(np.zeros(keep.shape), requires_grad=True)  # not a Parameter
-    tensor.accumulate_grad(a)
-    assert isinstance(tensor.grad, np.ndarray)
+    first = dict(model.named_masks())
+    prune(model, 0.95)  # scores come from the dense weights, old zeros stay zeros
+    for name, mask in model.named_masks():
+        assert not np.any(mask.keep & ~first[name].keep)
+        assert mask.sparsity == pytest.approx(0.95, abs=1e-3)
+    ts.prune.remove_masks(model)
+    assert not ts.nn.has_sparse_layers(model) and not dict(model.named_masks())
 
 
 def test_sparsity_report_shows_the_compute_path(threshold):
     model = ts.nn.lenet300()
-    prune(model, 0.95, overrides={"fc3.weight": 0.5})
     threshold(0.2)
+    prune(model, 0.95, overrides={"fc3.weight": 0.5})
     paths = {r["layer"]: r["path"] for r in ts.metrics.sparsity_report(model).rows}
     assert paths == {"fc1.weight": "sparse", "fc2.weight": "sparse",
                      "fc3.weight": "masked-dense"}
+    unpruned = {r["path"] for r in ts.metrics.sparsity_report(ts.nn.lenet300()).rows}
+    assert unpruned == {"dense"}
 
 
 def test_density_threshold_is_validated():
@@ -396,12 +344,12 @@ for rows, cols, batch, sparsity in [(300, 784, 64, 0.9), (97, 61, 33, 0.5), (64,
         np.testing.assert_allclose(kernels.compiled(name).parallel(*args),
                                    kernels.reference(name)(*args), rtol=1e-5, atol=1e-5)
     g = rng.standard_normal(s.nnz).astype(np.float32)
-    for name in ("sgd_update_kept", "adam_update_kept"):
+    for name in ("sgd_update", "adam_update"):
         results = []
         for kernel in (kernels.reference(name), kernels.compiled(name).parallel):
             weight, state = s.gather(w), [np.ones(s.nnz, np.float32) for _ in range(2)]
             f = np.float32
-            if name == "sgd_update_kept":
+            if name == "sgd_update":
                 kernel(weight, g, state[0], f(0.1), f(0.9), f(0.01), False, False)
             else:
                 kernel(weight, g, *state, f(0.01), f(0.9), f(0.1), f(0.999),

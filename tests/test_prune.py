@@ -97,16 +97,29 @@ def test_pruned_weights_stay_exactly_zero_for_100_steps(make_optimizer, mnist5k)
     model = ts.nn.lenet5(seed=0)
     optimizer = make_optimizer(model.parameters())
     x, y = mnist5k.x_train[:64], mnist5k.y_train[:64]
-    for step in range(100):
-        if step == 10:  # prune mid-training: momentum and moments are already non-zero
-            masks = prune(model, 0.8)
-        loss = ts.autograd.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    with ts.sparse.density_threshold_set(0.0):  # the layers stay dense, masked
+        for step in range(100):
+            if step == 10:  # prune mid-training: momentum and moments are already non-zero
+                masks = prune(model, 0.8)
+            loss = ts.autograd.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
     for name, mask in masks.items():
         assert np.all(model.get_parameter(name).data[~mask.keep] == 0), name
         assert np.all(model.get_parameter(name).data[mask.keep] != 0), name
+    for key, buffer in optimizer.state[id(model.conv2.weight)].items():
+        if isinstance(buffer, np.ndarray):  # momentum, moments: zero where pruned too
+            assert np.all(buffer[~masks["conv2.weight"].keep] == 0), key
+
+
+def test_an_optimiser_built_before_pruning_moved_its_layers_refuses(mnist5k):
+    model = ts.nn.lenet300(seed=0)
+    optimizer = ts.optim.Adam(model.parameters())
+    prune(model, 0.9)  # fc1, fc2 and fc3 move to the sparse kernels: new parameters
+    ts.autograd.cross_entropy(model(mnist5k.x_train[:8]), mnist5k.y_train[:8]).backward()
+    with pytest.raises(RuntimeError, match="SparseLinear 'fc1'.*after pruning"):
+        optimizer.step()
 
 
 def test_load_state_dict_cannot_revive_pruned_weights():
@@ -134,8 +147,9 @@ def test_rewinding_restores_theta0_exactly_on_kept_weights(mnist5k):
     ts.fit(model, (mnist5k.x_train[:256], mnist5k.y_train[:256]), epochs=1, quiet=True)
     masks = prune(model, 0.8)
     ts.prune.rewind_to(model, "init")
+    state = model.state_dict()
     for name, mask in masks.items():
-        values = model.get_parameter(name).data
+        values = state[name]
         np.testing.assert_array_equal(values[mask.keep], theta_0[name][mask.keep])
         assert np.all(values[~mask.keep] == 0)
     with pytest.raises(KeyError, match="no snapshot 'late'"):
@@ -218,7 +232,7 @@ def test_bad_input_is_rejected_clearly():
         model.fc1.set_mask("weight", np.ones((2, 2)))
     with pytest.raises(ValueError, match="only 0 and 1"):
         Mask([0, 0.5, 1])
-    with pytest.raises(ValueError, match="not parameters of the model"):
+    with pytest.raises(ValueError, match="not weights of the model"):
         prune(model, 0.5, parameters=["fc9.weight"])
     with pytest.raises(ValueError, match="overrides"):
         prune(model, 0.5, overrides={"fc9.weight": 0.1})

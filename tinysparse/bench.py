@@ -21,21 +21,20 @@ from tinysparse import kernels
 from tinysparse.autograd import cross_entropy
 from tinysparse.benchmarking import make_records, time_interleaved
 from tinysparse.data import load_dataset
-from tinysparse.nn import lenet300
+from tinysparse.nn import clone, lenet300, to_dense, to_sparse
 from tinysparse.optim import SGD
 from tinysparse.prune import prune
-from tinysparse.sparse import build_structure, density_threshold_set
+from tinysparse.sparse import build_structure
 
 
-def _training_step(model, x, y, density=None):
+def _training_step(model, x, y):
     optimizer = SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step():
-        with density_threshold_set(density):
-            loss = cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        loss = cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
 
     return step
 
@@ -47,7 +46,7 @@ def kernel_records(sparsity: float = 0.95, repeats: int = 20, seed: int = 0) -> 
     x = rng.standard_normal((784, 128)).astype(np.float32)
     dy = rng.standard_normal((300, 128)).astype(np.float32)
     s = build_structure(keep)
-    values = s.gather(w)  # kept compact between steps by a layer on the sparse path
+    values = s.gather(w)  # what a SparseLinear stores: the kept weights, in CSR order
     cases = {
         "forward": {"numpy-dense": lambda: w @ x,
                     "tinysparse": lambda: kernels.spmm(s.indptr, s.indices, values, x)},
@@ -69,14 +68,14 @@ def kernel_records(sparsity: float = 0.95, repeats: int = 20, seed: int = 0) -> 
 def training_records(sparsity: float = 0.95, repeats: int = 30, seed: int = 0) -> list[dict]:
     data = load_dataset("mnist-5k")
     x, y = data.x_train[:128], data.y_train[:128]
-    dense = lenet300(seed=seed)
-    sparse, masked = lenet300(seed=seed), lenet300(seed=seed)
+    dense, sparse = lenet300(seed=seed), lenet300(seed=seed)
     prune(sparse, sparsity)
-    prune(masked, sparsity)
+    masked = to_dense(clone(sparse))  # the same masks on the dense kernels
+    to_sparse(sparse, max_density=1.0)
     implementations = {
         "dense": _training_step(dense, x, y),
-        "sparse-path": _training_step(sparse, x, y, density=1.0),
-        "masked-dense-path": _training_step(masked, x, y, density=0.0),
+        "sparse-path": _training_step(sparse, x, y),
+        "masked-dense-path": _training_step(masked, x, y),
     }
     timings = time_interleaved(implementations, repeats=repeats, warmup=3, block=5)
     return make_records("train_step", {"model": "lenet300", "batch": 128,

@@ -4,7 +4,8 @@ Layout of the archive (plain arrays; loaded with ``allow_pickle=False``):
 
 * ``__tinysparse__`` — a JSON string: format version, the architecture
   (:meth:`Module.spec`), the dtype, the model's ``config`` if it has one, user metadata;
-* ``param/<name>`` — every parameter, e.g. ``param/fc1.weight``;
+* ``param/<name>`` — every weight as a dense array (``model.state_dict()``), e.g.
+  ``param/fc1.weight``, whether fc1 runs the dense or the sparse kernels;
 * ``mask/<name>`` — every mask as booleans;
 * ``snapshot/<label>/<name>`` — saved copies of the weights, e.g. the initial weights θ₀
   (``label="init"``) that lottery-ticket rewinding needs; found again in
@@ -65,8 +66,8 @@ def save(model: Module, path: str | os.PathLike, metadata: dict[str, Any] | None
     except TypeError as error:
         raise TypeError(f"metadata: must be JSON-serialisable ({error})") from error
     arrays: dict[str, np.ndarray] = {HEADER_KEY: np.array(header_json)}
-    for name, param in model.named_parameters():
-        arrays[f"param/{name}"] = param.data
+    for name, values in model.state_dict().items():
+        arrays[f"param/{name}"] = values
     for name, mask in model.named_masks():
         arrays[f"mask/{name}"] = mask.keep
     for label, snapshot in getattr(model, "snapshots", {}).items():
@@ -104,10 +105,18 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
 def load(path: str | os.PathLike) -> Module:
     """Load a model saved by :func:`save`; it is callable on a NumPy batch of images.
 
-    Masks are re-attached to their layers and snapshots restored to ``model.snapshots``.
+    Masks are re-attached to their layers, each layer comes back as the kind that was
+    saved (a :class:`~tinysparse.nn.SparseLinear` as one), and snapshots are restored to
+    ``model.snapshots``.
     """
     header, arrays = _read(path)
-    model = build_from_spec(header["architecture"]).to(header["dtype"])
+    masks = {key[len("mask/"):]: Mask(keep) for key, keep in arrays.items()
+             if key.startswith("mask/")}
+    try:
+        model = build_from_spec(header["architecture"], masks).to(header["dtype"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: the saved architecture cannot be built ({error})") \
+            from error
     if header.get("config") is not None:
         model.config = header["config"]
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
@@ -116,10 +125,11 @@ def load(path: str | os.PathLike) -> Module:
     except (KeyError, ValueError) as error:
         raise ModelFileError(f"{path}: weights do not fit the saved architecture ({error})") \
             from error
-    for key, keep in arrays.items():
-        if key.startswith("mask/"):
-            module_name, _, param_name = key[len("mask/"):].rpartition(".")
-            model.get_submodule(module_name).set_mask(param_name, Mask(keep))
+    own_masks = dict(model.named_masks())  # the sparse layers were built with theirs
+    for name, mask in masks.items():
+        if name not in own_masks:
+            module_name, _, param_name = name.rpartition(".")
+            model.get_submodule(module_name).set_mask(param_name, mask)
     snapshots: dict[str, dict[str, np.ndarray]] = {}
     for key, values in arrays.items():
         if key.startswith("snapshot/"):

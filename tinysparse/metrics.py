@@ -11,6 +11,7 @@ import numpy as np
 from tinysparse.autograd import Tensor, no_grad
 from tinysparse.nn.layers import Conv2d, Linear, Sequential
 from tinysparse.nn.module import Module
+from tinysparse.nn.sparse_layers import SparseConv2d, SparseLayer, SparseLinear
 from tinysparse.tables import format_table
 
 
@@ -38,9 +39,9 @@ def _output_positions(model: Module, input_shape: Sequence[int]) -> dict[str, in
                 x = walk(child, f"{prefix}.{name}" if prefix else name, x)
             return x
         out = module(x)
-        if isinstance(module, Conv2d):
+        if isinstance(module, Conv2d | SparseConv2d):
             positions[prefix] = out.shape[2] * out.shape[3]
-        elif isinstance(module, Linear):
+        elif isinstance(module, Linear | SparseLinear):
             positions[prefix] = 1
         return out
 
@@ -57,7 +58,10 @@ class SparsityReport:
     ``sparsity``, ``compression``, ``dense_macs``, ``sparse_macs``, ``path``) and ``total``
     the sums. Multiply-adds (MACs) are per example: a Linear weight is used once, a
     convolution kernel once per output position; a pruned weight costs nothing only if
-    the kernel skips it (``path`` says which kernel the layer runs).
+    the kernel skips it. ``path`` says which kernels the layer runs: ``"dense"`` (no mask),
+    ``"masked-dense"`` (W ⊙ M through BLAS) or ``"sparse"`` (a
+    :class:`~tinysparse.nn.SparseLinear` / :class:`~tinysparse.nn.SparseConv2d`, which
+    stores and multiplies the kept weights only).
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -84,21 +88,24 @@ def sparsity_report(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> 
     positions = _output_positions(model, input_shape)
     report = SparsityReport()
     for module_name, module in model.named_modules():
-        if not isinstance(module, Linear | Conv2d):
+        if isinstance(module, SparseLayer):
+            size, values, path = module.mask.size, module.values.data, "sparse"
+        elif isinstance(module, Linear | Conv2d):
+            size, values = module.weight.size, module.weight.data
+            path = "masked-dense" if "weight" in module._masks else "dense"
+        else:
             continue
-        weight = module.weight
-        name = f"{module_name}.weight" if module_name else "weight"
-        nonzero = int(np.count_nonzero(weight.data))
+        nonzero = int(np.count_nonzero(values))
         uses = positions.get(module_name)
         report.rows.append({
-            "layer": name,
-            "weights": weight.size,
+            "layer": f"{module_name}.weight" if module_name else "weight",
+            "weights": size,
             "nonzero": nonzero,
-            "sparsity": 1 - nonzero / weight.size,
-            "compression": weight.size / max(nonzero, 1),
-            "dense_macs": None if uses is None else weight.size * uses,
+            "sparsity": 1 - nonzero / size,
+            "compression": size / max(nonzero, 1),
+            "dense_macs": None if uses is None else size * uses,
             "sparse_macs": None if uses is None else nonzero * uses,
-            "path": getattr(module, "compute_path", lambda: "dense")(),
+            "path": path,
         })
         if module.bias is not None:
             report.biases += module.bias.size

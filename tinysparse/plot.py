@@ -65,8 +65,8 @@ def first_layer_masks(
     """Which input pixels each of ``units`` random hidden units still sees (white = kept)."""
     import matplotlib.pyplot as plt
 
-    weight = model.get_parameter(parameter)
-    keep = weight.mask.keep if weight.mask is not None else weight.data != 0
+    mask = dict(model.named_masks()).get(parameter)
+    keep = mask.keep if mask is not None else model.state_dict()[parameter] != 0
     chosen = np.random.default_rng(seed).choice(keep.shape[0], size=units, replace=False)
     columns = int(np.ceil(np.sqrt(units)))
     rows = int(np.ceil(units / columns))
@@ -88,8 +88,7 @@ def weight_histograms(
     ax = _axes(ax)
 
     def values(source: Any) -> np.ndarray:
-        array = source.get_parameter(parameter).data if isinstance(source, Module) else \
-            source[parameter]
+        array = (source.state_dict() if isinstance(source, Module) else source)[parameter]
         array = np.asarray(array).ravel()
         return array[array != 0]
 

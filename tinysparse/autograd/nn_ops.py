@@ -395,3 +395,7 @@ def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
 def flatten(x) -> Tensor:
     """Reshape (N, ...) to (N, features)."""
     return x.reshape(x.shape[0], -1)
+
+
+# The activations as Tensor methods: ``x.relu()``, ``x.tanh()``, ``x.sigmoid()``.
+Tensor.relu, Tensor.tanh, Tensor.sigmoid = relu, tanh, sigmoid

@@ -331,3 +331,43 @@ def getitem(a, index) -> Tensor:
     if isinstance(index, Tensor):
         index = index.data
     return GetItem.apply(a, index=index)
+
+
+# ---------------------------------------------------------------- Tensor's operators
+# A Tensor's operators and methods are the ops above. They are attached here, where the
+# ops are defined, so that tensor.py imports no op module (no import circle).
+def _swapped(op):
+    """``other ∘ self`` for the reflected operators (``2 - x`` calls ``x.__rsub__(2)``)."""
+
+    def method(self, other):
+        return op(other, self)
+
+    method.__name__ = f"r{op.__name__}"
+    return method
+
+
+def _reshape_method(self, *shape) -> Tensor:
+    """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
+    if len(shape) == 1 and isinstance(shape[0], tuple | list):
+        shape = tuple(shape[0])
+    return reshape(self, shape)
+
+
+def _transpose_method(self, *axes) -> Tensor:
+    """``x.transpose()``, ``x.transpose(1, 0, 2)`` or ``x.transpose((1, 0, 2))``."""
+    if len(axes) == 1 and isinstance(axes[0], tuple | list):
+        axes = tuple(axes[0])
+    return transpose(self, axes or None)
+
+
+for _name, _method in {
+    "__add__": add, "__radd__": _swapped(add), "__sub__": sub, "__rsub__": _swapped(sub),
+    "__mul__": mul, "__rmul__": _swapped(mul), "__truediv__": div,
+    "__rtruediv__": _swapped(div), "__neg__": neg, "__pow__": pow, "__rpow__": _swapped(pow),
+    "__matmul__": matmul, "__rmatmul__": _swapped(matmul), "__getitem__": getitem,
+    "sum": sum, "mean": mean, "max": max, "exp": exp, "log": log,
+    "reshape": _reshape_method, "transpose": _transpose_method,
+    "T": property(lambda self: transpose(self, None), doc="The transpose (axes reversed)."),
+}.items():
+    setattr(Tensor, _name, _method)
+del _name, _method

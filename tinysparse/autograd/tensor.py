@@ -8,13 +8,14 @@ gradient to the op that made it.
 
 The ops themselves live in :mod:`tinysparse.autograd.ops` (arithmetic, reductions, shape)
 and :mod:`tinysparse.autograd.nn_ops` (activations, losses, convolution, pooling); each
-is one class with its ``forward`` and ``backward`` a few lines apart.
+is one class with its ``forward`` and ``backward`` a few lines apart. Those modules also
+give ``Tensor`` its operators (``+``, ``*``, ``@``, ...) and methods (``sum``,
+``reshape``, ``relu``, ...), where the ops are defined: this module imports neither.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 from typing import Any
 
 import numpy as np
@@ -165,13 +166,6 @@ class Tensor:
         """Forget the accumulated gradient (sets ``.grad`` to None)."""
         self.grad = None
 
-    def accumulate_grad(self, grad: Any) -> None:
-        """Add one backward pass's gradient to ``.grad`` (what :meth:`backward` does for
-        leaves). An op may hand over a compact gradient (the sparse kernels do): it is
-        made a dense array here."""
-        grad = np.asarray(grad)
-        self.grad = grad if self.grad is None else self.grad + grad
-
     def __len__(self) -> int:
         return len(self.data)
 
@@ -223,7 +217,7 @@ class Tensor:
             if node_grad is None:
                 continue
             if node._ctx is None:  # a leaf: accumulate across backward() calls
-                node.accumulate_grad(node_grad)
+                node.grad = node_grad if node.grad is None else node.grad + node_grad
                 continue
             node.grad = node_grad
             fn = node._ctx
@@ -239,49 +233,9 @@ class Tensor:
                 else:
                     grads[key] = parent_grad
 
-    # -------------------------------------------------------------- operators
-    # Each forwards to an op in ops.py; imported lazily to keep this module first.
-    def __add__(self, other):
-        return _ops().add(self, other)
-
-    def __radd__(self, other):
-        return _ops().add(other, self)
-
-    def __sub__(self, other):
-        return _ops().sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops().sub(other, self)
-
-    def __mul__(self, other):
-        return _ops().mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops().mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().div(other, self)
-
-    def __neg__(self):
-        return _ops().neg(self)
-
-    def __pow__(self, exponent):
-        return _ops().pow(self, exponent)
-
-    def __rpow__(self, base):
-        return _ops().pow(base, self)
-
-    def __matmul__(self, other):
-        return _ops().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
-
-    def __getitem__(self, index):
-        return _ops().getitem(self, index)
+    # The arithmetic operators (+, -, *, /, **, @, [ ]) and the methods sum, mean, max,
+    # reshape, transpose, T, exp, log, relu, tanh and sigmoid are the ops of ops.py and
+    # nn_ops.py, attached to Tensor at the end of those modules.
 
     # Comparisons return plain boolean arrays: they have no gradient.
     def __lt__(self, other):
@@ -297,45 +251,6 @@ class Tensor:
         return self.data >= as_array(other)
 
     __hash__ = object.__hash__
-
-    # ------------------------------------------------------------ methods
-    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
-        return _ops().sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
-        return _ops().mean(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims: bool = False) -> Tensor:
-        return _ops().max(self, axis=axis, keepdims=keepdims)
-
-    def reshape(self, *shape) -> Tensor:
-        if len(shape) == 1 and isinstance(shape[0], tuple | list):
-            shape = tuple(shape[0])
-        return _ops().reshape(self, shape)
-
-    def transpose(self, *axes) -> Tensor:
-        if len(axes) == 1 and isinstance(axes[0], tuple | list):
-            axes = tuple(axes[0])
-        return _ops().transpose(self, axes or None)
-
-    @property
-    def T(self) -> Tensor:
-        return _ops().transpose(self, None)
-
-    def exp(self) -> Tensor:
-        return _ops().exp(self)
-
-    def log(self) -> Tensor:
-        return _ops().log(self)
-
-    def relu(self) -> Tensor:
-        return _nn_ops().relu(self)
-
-    def tanh(self) -> Tensor:
-        return _nn_ops().tanh(self)
-
-    def sigmoid(self) -> Tensor:
-        return _nn_ops().sigmoid(self)
 
 
 def topological_order(root: Tensor) -> list[Tensor]:
@@ -378,9 +293,6 @@ class Function:
 
     inputs: tuple[Tensor, ...] = ()
     needs_grad: tuple[bool, ...] = ()
-    #: True: ``forward`` receives the input tensors themselves instead of their arrays (the
-    #: sparse layers do, to read a parameter's compact kept weights without ``.data``).
-    takes_tensors: bool = False
 
     def forward(self, *arrays: np.ndarray, **options: Any) -> np.ndarray:
         raise NotImplementedError
@@ -394,8 +306,7 @@ class Function:
         fn = cls()
         tensors = tuple(x if isinstance(x, Tensor) else _to_tensor(x, inputs) for x in inputs)
         out = Tensor.__new__(Tensor)
-        arrays = tensors if cls.takes_tensors else [t.data for t in tensors]
-        out.data = fn.forward(*arrays, **options)
+        out.data = fn.forward(*[t.data for t in tensors], **options)
         out.grad = out.name = out._ctx = None
         out.requires_grad = False
         if _GRAD_ENABLED:
@@ -416,17 +327,3 @@ def _to_tensor(x: Any, siblings: tuple) -> Tensor:
         return Tensor(x)
     dtype = next((s.dtype for s in siblings if isinstance(s, Tensor)), None)
     return Tensor(x, dtype=dtype)
-
-
-@functools.cache
-def _ops():
-    from tinysparse.autograd import ops
-
-    return ops
-
-
-@functools.cache
-def _nn_ops():
-    from tinysparse.autograd import nn_ops
-
-    return nn_ops

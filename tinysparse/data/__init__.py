@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tinysparse.data.dataset import Dataset, batches, train_validation_split
+from tinysparse.data.dataset import (
+    Dataset,
+    batches,
+    train_validation_split,
+    training_examples,
+)
 from tinysparse.data.idx import parse_idx, read_idx
 from tinysparse.data.mnist import MNIST_FILES, MNIST_MIRRORS, download, fetch_mnist, mnist
 from tinysparse.data.mnist5k import mnist_5k
@@ -33,5 +38,6 @@ def load_dataset(name: str, **kwargs) -> Dataset:
 __all__ = [
     "DATASETS", "DataError", "Dataset", "MNIST_FILES", "MNIST_MIRRORS", "batches", "data_dir",
     "download", "fetch_mnist", "linear_teacher", "load_dataset", "mnist", "mnist_5k",
-    "monk1", "parse_idx", "read_idx", "spirals", "train_validation_split", "xor",
+    "monk1", "parse_idx", "read_idx", "spirals", "train_validation_split", "training_examples",
+    "xor",
 ]

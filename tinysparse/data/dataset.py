@@ -45,6 +45,22 @@ class Dataset:
         )
 
 
+def training_examples(data: Dataset | tuple[np.ndarray, np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) arrays of ``data``: a Dataset's training split, or an (x, y) pair as given.
+
+    Raises a ValueError when there is no example (what would a Hessian or a training run
+    be made of?).
+    """
+    x, y = data.train if isinstance(data, Dataset) else data
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) == 0:
+        raise ValueError("data: no examples")
+    if len(x) != len(y):
+        raise ValueError(f"data: {len(x)} inputs but {len(y)} targets")
+    return x, y
+
+
 def train_validation_split(
     x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 0
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:

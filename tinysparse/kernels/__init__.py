@@ -2,13 +2,14 @@
 
 The functions exported here dispatch to the Numba versions when Numba is available and
 ``TINYSPARSE_DISABLE_NUMBA`` is not ``1``; otherwise (and always for the tests that hold
-the two equal) the NumPy references in :mod:`.activations`, :mod:`.im2col` and
-:mod:`.sparse_reference` run.
+the two equal) the NumPy references in :mod:`.activations`, :mod:`.im2col`,
+:mod:`.sparse_reference` and :mod:`.optimizers` run.
 ``NUMBA_DISABLE_JIT=1`` runs the Numba versions as plain Python — slow, but it lets the
 test suite check their loop logic without a compiler.
 
-This package imports nothing else of tinysparse: autograd (convolutions), sparse
-(formats, sparse layers) and prune (layer-wise OBS) sit on top of it.
+This package imports nothing else of tinysparse (but ``threads``, to check the thread
+settings before Numba loads): autograd (convolutions), sparse (formats, sparse ops), optim
+(update rules) and prune (layer-wise OBS) sit on top of it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from types import ModuleType
 
 from tinysparse.kernels import activations as _activations_reference
 from tinysparse.kernels import im2col as _im2col_reference
+from tinysparse.kernels import optimizers as _optimizers_reference
 from tinysparse.kernels import sparse_reference as _sparse_reference
 
 KERNELS = (
     "relu", "relu_backward", "im2col", "col2im", "max_pool_forward", "max_pool_backward",
-    "spmm", "spmm_transposed", "sddmm", "sgd_update_kept", "adam_update_kept",
+    "spmm", "spmm_transposed", "sddmm", "sgd_update", "adam_update",
     "obs_rows_greedy",
 )
 
@@ -51,7 +53,8 @@ def _numba_module() -> ModuleType | None:
 
 def reference(name: str):
     """The NumPy reference implementation of kernel ``name``."""
-    for module in (_activations_reference, _im2col_reference, _sparse_reference):
+    for module in (_activations_reference, _im2col_reference, _sparse_reference,
+                   _optimizers_reference):
         if hasattr(module, name):
             return getattr(module, name)
     raise KeyError(f"no kernel {name!r}; kernels are {list(KERNELS)}")
@@ -88,8 +91,8 @@ max_pool_backward = _dispatcher("max_pool_backward")
 spmm = _dispatcher("spmm")
 spmm_transposed = _dispatcher("spmm_transposed")
 sddmm = _dispatcher("sddmm")
-sgd_update_kept = _dispatcher("sgd_update_kept")
-adam_update_kept = _dispatcher("adam_update_kept")
+sgd_update = _dispatcher("sgd_update")
+adam_update = _dispatcher("adam_update")
 obs_rows_greedy = _dispatcher("obs_rows_greedy")
 output_size = _im2col_reference.output_size
 

@@ -1,4 +1,5 @@
-"""The compiled twins of ``activations.py``, ``im2col.py`` and ``sparse_reference.py`` (Numba).
+"""The compiled twins of ``activations.py``, ``im2col.py``, ``sparse_reference.py`` and
+``optimizers.py`` (Numba).
 
 Each function has the signature and the result of its NumPy twin (the tests hold them
 equal); the loop nest is written out so that the innermost loop runs over contiguous
@@ -290,45 +291,45 @@ def sddmm(indptr, indices, dy, x):
     return values
 
 
-# ---------------------------------------------------------------- optimiser steps on kept weights
-# One pass over the compact arrays (the NumPy twin makes three or four), no fastmath: the
-# same arithmetic, in the same order, as the optimisers' dense update.
-@parallel_or_serial(lambda kept, *_: 8 * kept.shape[0])
-def sgd_update_kept(kept, grad, velocity, lr, momentum, weight_decay, nesterov, first_step):
-    """SGD on the kept weights only (same arithmetic, in the same order, as optim.SGD);
-    ``kept[t]``, ``grad[t]`` and ``velocity[t]`` belong to the same weight."""
-    for t in prange(kept.shape[0]):
-        g = grad[t]
+# ---------------------------------------------------------------- optimiser update rules
+# One pass over the flat arrays (the NumPy twins in optimizers.py make three or four), no
+# fastmath: the same arithmetic, in the same order, so the two agree bit for bit.
+@parallel_or_serial(lambda w, *_: 8 * w.shape[0])
+def sgd_update(w, g, velocity, lr, momentum, weight_decay, nesterov, first_step):
+    """SGD in place (see ``optimizers.sgd_update``); ``w[t]``, ``g[t]`` and
+    ``velocity[t]`` belong to the same weight."""
+    for t in prange(w.shape[0]):
+        g_t = g[t]
         if weight_decay != 0:
-            g = g + weight_decay * kept[t]
+            g_t = g_t + weight_decay * w[t]
         if momentum != 0:
             if first_step:
-                v = g
+                v_t = g_t
             else:
-                v = velocity[t] * momentum
-                v += g
-            velocity[t] = v
-            g = g + momentum * v if nesterov else v
-        kept[t] -= lr * g
+                v_t = velocity[t] * momentum
+                v_t += g_t
+            velocity[t] = v_t
+            g_t = g_t + momentum * v_t if nesterov else v_t
+        w[t] -= lr * g_t
 
 
-@parallel_or_serial(lambda kept, *_: 16 * kept.shape[0])
-def adam_update_kept(kept, grad, m, v, lr_corrected, beta1, one_minus_beta1, beta2,
-                     one_minus_beta2, sqrt_correction2, eps, weight_decay):
-    """Adam on the kept weights only (scalars pre-computed in the weights' dtype);
-    ``kept[t]``, ``grad[t]``, ``m[t]`` and ``v[t]`` belong to the same weight."""
-    for t in prange(kept.shape[0]):
-        g = grad[t]
+@parallel_or_serial(lambda w, *_: 16 * w.shape[0])
+def adam_update(w, g, m, v, lr_corrected, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                sqrt_correction2, eps, weight_decay):
+    """Adam in place (see ``optimizers.adam_update``); ``w[t]``, ``g[t]``, ``m[t]`` and
+    ``v[t]`` belong to the same weight."""
+    for t in prange(w.shape[0]):
+        g_t = g[t]
         if weight_decay != 0:
-            g = g + weight_decay * kept[t]
+            g_t = g_t + weight_decay * w[t]
         m_t = m[t] * beta1
-        m_t += one_minus_beta1 * g
+        m_t += one_minus_beta1 * g_t
         v_t = v[t] * beta2
-        v_t += one_minus_beta2 * g * g
+        v_t += one_minus_beta2 * g_t * g_t
         m[t] = m_t
         v[t] = v_t
         denominator = np.sqrt(v_t) / sqrt_correction2 + eps
-        kept[t] -= lr_corrected * (m_t / denominator)
+        w[t] -= lr_corrected * (m_t / denominator)
 
 
 # ---------------------------------------------------------------- layer-wise OBS

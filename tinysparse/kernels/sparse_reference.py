@@ -67,48 +67,6 @@ def sddmm(indptr: np.ndarray, indices: np.ndarray, dy: np.ndarray, x: np.ndarray
     return values
 
 
-def sgd_update_kept(kept: np.ndarray, grad: np.ndarray, velocity: np.ndarray, lr: float,
-                    momentum: float, weight_decay: float, nesterov: bool,
-                    first_step: bool) -> None:
-    """SGD (PyTorch's form) on the kept weights only, in place (flat, compact arrays).
-
-    ``kept[t]``, ``grad[t]`` and ``velocity[t]`` belong to the same kept weight (one entry
-    per non-zero, in CSR order); the pruned weights are not stored at all.
-    """
-    g = grad
-    if weight_decay:
-        g = g + weight_decay * kept
-    if momentum:
-        if first_step:
-            velocity[:] = g
-        else:
-            velocity *= momentum
-            velocity += g
-        g = g + momentum * velocity if nesterov else velocity
-    kept -= lr * g
-
-
-def adam_update_kept(kept: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
-                     lr_corrected: float, beta1: float, one_minus_beta1: float, beta2: float,
-                     one_minus_beta2: float, sqrt_correction2: float, eps: float,
-                     weight_decay: float) -> None:
-    """Adam (PyTorch's form) on the kept weights only, in place (flat, compact arrays).
-
-    ``kept[t]``, ``grad[t]``, ``m[t]`` and ``v[t]`` belong to the same kept weight. The
-    caller passes the step's scalars ready-made: ``lr_corrected = η / (1 − β₁ᵗ)`` and
-    ``sqrt_correction2 = √(1 − β₂ᵗ)``, in the weights' dtype (as ``optim.Adam`` computes).
-    """
-    g = grad
-    if weight_decay:
-        g = g + weight_decay * kept
-    m *= beta1
-    m += one_minus_beta1 * g
-    v *= beta2
-    v += one_minus_beta2 * g * g
-    denominator = np.sqrt(v) / sqrt_correction2 + eps
-    kept -= lr_corrected * (m / denominator)
-
-
 def obs_rows_greedy(weight: np.ndarray, inverse: np.ndarray, steps: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Layer-wise OBS, one deletion at a time, for every row (see ``obs_layerwise.py``).

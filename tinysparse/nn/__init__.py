@@ -1,4 +1,5 @@
-"""Modules, layers, initialisers and the LeNet models."""
+"""Modules, layers (dense, and their twins on the sparse kernels), initialisers and the
+LeNet models."""
 
 from tinysparse.nn import init
 from tinysparse.nn.layers import (
@@ -14,10 +15,20 @@ from tinysparse.nn.layers import (
     Tanh,
 )
 from tinysparse.nn.models import MODELS, build_model, lenet5, lenet300, mlp
-from tinysparse.nn.module import Module, Parameter, build_from_spec
+from tinysparse.nn.module import Module, Parameter, build_from_spec, clone
+from tinysparse.nn.sparse_layers import (
+    SPARSE_TWINS,
+    SparseConv2d,
+    SparseLayer,
+    SparseLinear,
+    has_sparse_layers,
+    to_dense,
+    to_sparse,
+)
 
 __all__ = [
-    "ACTIVATIONS", "MODELS", "Conv2d", "Flatten", "Linear", "MaxPool2d", "Module",
-    "Parameter", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh", "build_from_spec",
-    "build_model", "init", "lenet300", "lenet5", "mlp",
+    "ACTIVATIONS", "MODELS", "SPARSE_TWINS", "Conv2d", "Flatten", "Linear", "MaxPool2d",
+    "Module", "Parameter", "ReLU", "Reshape", "Sequential", "Sigmoid", "SparseConv2d",
+    "SparseLayer", "SparseLinear", "Tanh", "build_from_spec", "build_model", "clone", "init",
+    "has_sparse_layers", "lenet300", "lenet5", "mlp", "to_dense", "to_sparse",
 ]

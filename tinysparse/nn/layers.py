@@ -1,4 +1,9 @@
-"""Layers: Linear, Conv2d, MaxPool2d, Flatten, Reshape, activations and Sequential."""
+"""Layers: Linear, Conv2d, MaxPool2d, Flatten, Reshape, activations and Sequential.
+
+A masked Linear or Conv2d multiplies ``W ⊙ M`` with the dense kernels (BLAS). When pruning
+leaves it sparse enough, it is replaced by its twin on the sparse kernels
+(:mod:`tinysparse.nn.sparse_layers`).
+"""
 
 from __future__ import annotations
 
@@ -18,26 +23,9 @@ from tinysparse.autograd import (
 )
 from tinysparse.nn.init import as_generator, get_initializer
 from tinysparse.nn.module import Module, Parameter, build_from_spec
-from tinysparse.sparse import sparse_conv2d, sparse_linear, structure_of, use_sparse_path
 
 
-class MaskedLayer(Module):
-    """A layer whose weight may carry a mask, and which then picks its compute path:
-
-    * ``"dense"`` — no mask;
-    * ``"masked-dense"`` — ``W ⊙ M`` through the dense kernels (BLAS): best at low sparsity;
-    * ``"sparse"`` — the sparse kernels on the non-zeros only: best at high sparsity
-      (density at or below :func:`tinysparse.sparse.density_threshold`).
-    """
-
-    def compute_path(self) -> str:
-        mask = self._masks.get("weight")
-        if mask is None:
-            return "dense"
-        return "sparse" if use_sparse_path(mask) else "masked-dense"
-
-
-class Linear(MaskedLayer):
+class Linear(Module):
     """Fully connected layer ``y = x Wᵀ + b`` with ``W`` of shape (out_features, in_features).
 
     Parameters
@@ -81,8 +69,6 @@ class Linear(MaskedLayer):
                 f"{self.describe()}: expected input of shape (N, {self.in_features}), got "
                 f"{x.shape}; the weight has shape {self.weight.shape}"
             )
-        if self.compute_path() == "sparse":
-            return sparse_linear(x, self.weight, self.bias, structure_of(self._masks["weight"]))
         return linear(x, self.masked("weight"), self.bias)
 
     def constructor_args(self) -> dict[str, Any]:
@@ -96,7 +82,7 @@ class Linear(MaskedLayer):
         return f" ({self.in_features} -> {self.out_features})"
 
 
-class Conv2d(MaskedLayer):
+class Conv2d(Module):
     """2-D convolution over (N, C, H, W) inputs, weight (out, in, k, k), through im2col.
 
     Parameters
@@ -139,9 +125,6 @@ class Conv2d(MaskedLayer):
                 f"{self.describe()}: expected input of shape (N, {self.in_channels}, H, W), "
                 f"got {x.shape}; the weight has shape {self.weight.shape}"
             )
-        if self.compute_path() == "sparse":
-            return sparse_conv2d(x, self.weight, self.bias, structure_of(self._masks["weight"]),
-                                 self.stride, self.padding)
         return conv2d(x, self.masked("weight"), self.bias, self.stride, self.padding)
 
     def constructor_args(self) -> dict[str, Any]:
@@ -204,7 +187,7 @@ class Reshape(Module):
         return {"shape": list(self.shape)}
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> Reshape:
+    def from_spec(cls, spec: dict[str, Any], masks: dict, prefix: str) -> Reshape:
         return cls(*spec["args"]["shape"])
 
 
@@ -278,5 +261,6 @@ class Sequential(Module):
         }
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> Sequential:
-        return cls(*[(name, build_from_spec(sub)) for name, sub in spec["layers"]])
+    def from_spec(cls, spec: dict[str, Any], masks: dict, prefix: str) -> Sequential:
+        return cls(*[(name, build_from_spec(sub, masks, f"{prefix}{name}."))
+                     for name, sub in spec["layers"]])

@@ -1,21 +1,27 @@
 """Module and Parameter: the containers every layer and model is built from.
 
 A :class:`Module` registers the :class:`Parameter` objects and sub-modules assigned to it
-as attributes (as in PyTorch), so ``model.named_parameters()`` finds ``"fc1.weight"`` and
-``model.state_dict()`` copies them. A module can also own *masks* for its parameters
-(see :meth:`Module.set_mask`): the pruning machinery puts them there, the layer applies
-them in its forward pass, and the optimizers keep pruned weights at exactly zero.
+as attributes (as in PyTorch), so ``model.named_parameters()`` finds ``"fc1.weight"``. A
+module can also own *masks* for its parameters (see :meth:`Module.set_mask`): the pruning
+machinery puts them there, the layer applies them in its forward pass, and the optimizers
+keep pruned weights at exactly zero.
+
+``model.state_dict()`` copies the weights *as the papers write them*: one dense array per
+weight, whichever kernels a layer runs. A layer on the sparse kernels
+(:class:`~tinysparse.nn.SparseLinear`) trains the vector of its kept weights
+(``fc1.values`` in ``named_parameters``) but appears in the state as ``fc1.weight``, so
+saving, loading, snapshots and rewinding do not depend on the compute path.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 
 from tinysparse.autograd import Tensor, get_default_dtype, no_grad, softmax
-from tinysparse.sparse.csr import SparseGradient, SparseStructure
 from tinysparse.sparse.mask import Mask
 
 
@@ -25,24 +31,12 @@ class Parameter(Tensor):
     ``mask`` is the :class:`~tinysparse.sparse.mask.Mask` of the module that owns this
     parameter, or None; the optimizers read it to keep pruned weights at zero.
 
-    ``grad`` is a dense array like any tensor's. A layer on the sparse path computes the
-    weight gradient only at the kept positions: the parameter keeps it compact (a
-    :class:`~tinysparse.sparse.SparseGradient`) and expands it the first time ``.grad`` is
-    read — the optimiser reads the compact values directly (:meth:`kept_gradient`).
-
-    The weights themselves work the same way on the sparse path. There the master copy is
-    compact — the kept weights in CSR order (:meth:`kept_weights`), which the sparse
-    kernels read and the optimiser updates in place — and ``.data`` is brought up to date
-    from it only when someone reads ``.data``. Reading ``.data`` hands the dense array back
-    as the master copy (the caller may write into it), so the next sparse forward pass
-    gathers the kept weights from it again. Either way ``.data`` always shows the current
-    weights; only the speed differs (the kernels then never touch the mostly-zero dense
-    array, which on a large layer no longer stays in the cache between two uses). One
-    consequence: an array taken from ``.data`` *before* sparse-path steps does not follow
-    them (on the dense path it would, being updated in place) — read ``.data`` again.
+    ``replaced_by`` names the layer that took over from this parameter's layer when
+    pruning moved it to the sparse kernels (or back), else None: an optimiser built
+    before then would update a parameter that is no longer in the model, and refuses.
     """
 
-    __slots__ = ("mask", "_grad", "_dense", "_kept")
+    __slots__ = ("mask", "replaced_by")
 
     def __init__(self, data: Any, dtype: Any = None) -> None:
         array = np.asarray(data)
@@ -50,79 +44,7 @@ class Parameter(Tensor):
             dtype = get_default_dtype()
         super().__init__(array, requires_grad=True, dtype=dtype)
         self.mask: Mask | None = None
-
-    @property
-    def data(self) -> np.ndarray:
-        """The weights as a dense array (the kept weights written into it first, if the
-        compact copy was the master)."""
-        if self._kept is not None:
-            structure, values = self._kept
-            self._dense.reshape(-1)[structure.positions] = values  # C-contiguous: a view
-            self._kept = None
-        return self._dense
-
-    @data.setter
-    def data(self, value: np.ndarray) -> None:
-        self._dense = value
-        self._kept = None
-
-    # shape and dtype never change by writing the kept weights back: read them directly
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._dense.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dense.dtype
-
-    @property
-    def ndim(self) -> int:
-        return self._dense.ndim
-
-    @property
-    def size(self) -> int:
-        return self._dense.size
-
-    def kept_weights(self, structure: SparseStructure) -> np.ndarray:
-        """The weights at ``structure``'s non-zeros, in CSR order — from now on the master
-        copy, which the caller may update in place (until ``.data`` is next read)."""
-        kept = self._kept
-        if kept is not None and kept[0] is structure:
-            return kept[1]
-        dense = self.data  # another structure's kept weights are written back first
-        if not dense.flags.c_contiguous:
-            dense = self._dense = np.ascontiguousarray(dense)
-        values = structure.gather(dense)
-        self._kept = (structure, values)
-        return values
-
-    @property
-    def grad(self) -> np.ndarray | None:
-        """dLoss/dParameter, a dense array (or None before a backward pass)."""
-        if isinstance(self._grad, SparseGradient):
-            self._grad = self._grad.dense()
-        return self._grad
-
-    @grad.setter
-    def grad(self, value: np.ndarray | None) -> None:
-        self._grad = value
-
-    @property
-    def has_grad(self) -> bool:
-        """Whether a gradient is stored (asking ``.grad is None`` would expand a compact one)."""
-        return self._grad is not None
-
-    def accumulate_grad(self, grad: Any) -> None:
-        """Add one backward pass's gradient, keeping a compact one compact."""
-        self._grad = grad if self._grad is None else self._grad + grad
-
-    def kept_gradient(self, structure: SparseStructure) -> np.ndarray:
-        """The gradient at ``structure``'s non-zeros, in CSR order, without building the
-        dense gradient when it came compact from the sparse kernels."""
-        grad = self._grad
-        if isinstance(grad, SparseGradient) and grad.structure is structure:
-            return grad.values
-        return structure.gather(np.ascontiguousarray(self.grad))
+        self.replaced_by: str | None = None
 
     def __repr__(self) -> str:
         return "Parameter" + super().__repr__()[len("Tensor"):]
@@ -156,14 +78,19 @@ class Module:
                 f"{type(self).__name__}.__init__ must call super().__init__() before "
                 f"assigning attributes"
             )
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        # Replacing a parameter or a child keeps its place in the order (a Sequential runs
+        # its children in this order; to_sparse swaps layers in place).
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
             if not value.name:
                 object.__setattr__(value, "name", name)
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     # ---------------------------------------------------------------- running
@@ -232,9 +159,15 @@ class Module:
         module_name, _, name = qualified_name.rpartition(".")
         module = self.get_submodule(module_name)
         if name not in module._parameters:
+            hint = ""
+            if name in module.local_state_shapes():
+                hint = (f" ({module.describe()} keeps only the weights its mask keeps, in "
+                        f"{qualified_name[:-len(name)]}values: read the dense array from "
+                        f"model.state_dict(), or move the layer back with "
+                        f"tinysparse.nn.to_dense(model))")
             raise KeyError(
                 f"no parameter {qualified_name!r}; parameters are "
-                f"{[n for n, _ in self.named_parameters()]}"
+                f"{[n for n, _ in self.named_parameters()]}{hint}"
             )
         return module._parameters[name]
 
@@ -325,36 +258,60 @@ class Module:
         return param * mask.as_float(param.dtype)
 
     # ---------------------------------------------------------------- state
+    # The state is the weights as the papers write them: a dense array per weight. A layer
+    # that stores its weights otherwise (a sparse layer) overrides the three local_* methods.
+    def local_state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shapes of this module's own state entries (not its children's)."""
+        return {name: p.shape for name, p in self._parameters.items()}
+
+    def local_state(self) -> dict[str, np.ndarray]:
+        """A copy of this module's own state entries (not its children's)."""
+        return {name: p.data.copy() for name, p in self._parameters.items()}
+
+    def load_local_state(self, name: str, values: np.ndarray) -> None:
+        """Copy ``values`` (already checked to have the entry's shape) into the entry
+        ``name``; a masked weight keeps its pruned entries at zero."""
+        param = self._parameters[name]
+        param.data = values.astype(param.dtype, copy=True)
+        if param.mask is not None:  # a pruned weight never comes back
+            param.data *= param.mask.as_float(param.dtype)
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every entry of :meth:`state_dict`, by dotted name (nothing copied)."""
+        return {(f"{module_name}.{name}" if module_name else name): shape
+                for module_name, module in self.named_modules()
+                for name, shape in module.local_state_shapes().items()}
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A copy of every parameter's values, by dotted name."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """A copy of every weight as a dense array, by dotted name (``"fc1.weight"``)."""
+        return {(f"{module_name}.{name}" if module_name else name): values
+                for module_name, module in self.named_modules()
+                for name, values in module.local_state().items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
-        """Copy values into the parameters (shapes must match; masks are re-applied).
+        """Copy values into the weights (shapes must match; masks are re-applied).
 
-        With ``strict`` (the default) the keys must be exactly this model's parameters.
+        With ``strict`` (the default) the keys must be exactly this model's state entries.
         """
-        own = dict(self.named_parameters())
+        shapes = self.state_shapes()
         if strict:
-            missing = sorted(set(own) - set(state))
-            unexpected = sorted(set(state) - set(own))
+            missing = sorted(set(shapes) - set(state))
+            unexpected = sorted(set(state) - set(shapes))
             if missing or unexpected:
                 raise KeyError(
                     f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
                 )
         for name, values in state.items():
-            if name not in own:
+            if name not in shapes:
                 continue
-            param = own[name]
             values = np.asarray(values)
-            if values.shape != param.shape:
+            if values.shape != shapes[name]:
                 raise ValueError(
-                    f"load_state_dict: {name} has shape {param.shape} in the model but "
+                    f"load_state_dict: {name} has shape {shapes[name]} in the model but "
                     f"{values.shape} in the state"
                 )
-            param.data = values.astype(param.dtype, copy=True)
-            if param.mask is not None:  # a pruned weight never comes back
-                param.data *= param.mask.as_float(param.dtype)
+            module_name, _, local_name = name.rpartition(".")
+            self.get_submodule(module_name).load_local_state(local_name, values)
 
     # ---------------------------------------------------------------- description
     def spec(self) -> dict[str, Any]:
@@ -374,7 +331,11 @@ class Module:
         return ""
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.constructor_args().items())
+        """The constructor's arguments, and how much of each masked parameter is kept."""
+        parts = [f"{k}={v}" for k, v in self.constructor_args().items()]
+        parts += [f"{name}: {mask.kept:,} of {mask.size:,} kept"
+                  for name, mask in self._masks.items()]
+        return ", ".join(parts)
 
     def __repr__(self) -> str:
         if not self._modules:
@@ -387,8 +348,13 @@ class Module:
         return "\n".join(lines)
 
 
-def build_from_spec(spec: dict[str, Any]) -> Module:
-    """Rebuild a module (untrained) from :meth:`Module.spec`."""
+def build_from_spec(spec: dict[str, Any], masks: dict[str, Mask] | None = None,
+                    prefix: str = "") -> Module:
+    """Rebuild a module (untrained) from :meth:`Module.spec`.
+
+    ``masks`` (by dotted name, the module being called ``prefix``) is for the layers whose
+    architecture includes their mask: a sparse layer stores only the weights its mask keeps.
+    """
     try:
         cls = Module.registry[spec["type"]]
     except KeyError:
@@ -397,5 +363,10 @@ def build_from_spec(spec: dict[str, Any]) -> Module:
             f"{sorted(Module.registry)}"
         ) from None
     if hasattr(cls, "from_spec"):
-        return cls.from_spec(spec)
+        return cls.from_spec(spec, masks or {}, prefix)
     return cls(**spec.get("args", {}))
+
+
+def clone(model: Module) -> Module:
+    """An independent copy of a model: weights, masks, snapshots and all."""
+    return copy.deepcopy(model)

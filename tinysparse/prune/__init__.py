@@ -1,39 +1,9 @@
-"""Pruning: scores, the shared selection step, schedules, sensitivity, lottery tickets."""
+"""Pruning: the table of methods, the shared selection step, schedules, second-order
+methods, lottery tickets and structured pruning."""
 
-from tinysparse.prune.pruning import (
-    apply_masks,
-    clone,
-    current_masks,
-    layer_sparsities,
-    prune,
-    remove_masks,
-    sparsity_of,
-)
-from tinysparse.prune.schedules import (
-    SCHEDULES,
-    PruneRun,
-    cubic_sparsity,
-    iterative_targets,
-    prune_and_retrain,
-)
-from tinysparse.prune.scores import SCORES, get_score_function, magnitude_scores, random_scores
-from tinysparse.prune.selection import (
-    SCOPES,
-    global_masks,
-    layer_masks,
-    prunable_parameters,
-    select_masks,
-    threshold,
-)
-
-__all__ = [
-    "SCHEDULES", "SCOPES", "SCORES", "PruneRun", "apply_masks", "clone", "cubic_sparsity",
-    "current_masks", "get_score_function", "global_masks", "iterative_targets", "layer_masks",
-    "layer_sparsities", "magnitude_scores", "prunable_parameters", "prune", "prune_and_retrain",
-    "random_scores", "remove_masks", "select_masks", "sparsity_of", "threshold",
-]
-
-from tinysparse.prune.lottery import (  # noqa: E402
+from tinysparse.nn.module import clone
+from tinysparse.prune import hessian
+from tinysparse.prune.lottery import (
     CONTROLS,
     SUPERMASK_CRITERIA,
     LotteryRound,
@@ -46,26 +16,52 @@ from tinysparse.prune.lottery import (  # noqa: E402
     summarize,
     supermask_masks,
 )
+from tinysparse.prune.masks import (
+    apply_masks,
+    current_masks,
+    layer_sparsities,
+    remove_masks,
+    sparsity_of,
+)
+from tinysparse.prune.obd import obd_prune, obd_scores, predicted_increase, saliencies
+from tinysparse.prune.obs import obs_prune
+from tinysparse.prune.obs_layerwise import obs_layerwise_prune
+from tinysparse.prune.pruning import (
+    METHODS,
+    SCHEDULES,
+    PruningMethod,
+    check_method_options,
+    get_method,
+    prune,
+    prune_step,
+)
+from tinysparse.prune.schedules import (
+    PruneRun,
+    cubic_sparsity,
+    iterative_targets,
+    prune_and_retrain,
+)
+from tinysparse.prune.scores import magnitude_scores, random_scores
+from tinysparse.prune.selection import (
+    SCOPES,
+    global_masks,
+    layer_masks,
+    prunable_parameters,
+    select_masks,
+    threshold,
+)
+from tinysparse.prune.sensitivity import sensitivity, sensitivity_table
+from tinysparse.prune.structured import shrink, structured_prune, unit_counts, unit_norms
 
-__all__ += [
-    "CONTROLS", "SUPERMASK_CRITERIA", "LotteryRound", "lottery_ticket_experiment",
-    "random_init_state", "random_masks_like", "rewind_to", "sign_preserving_state", "snapshot",
-    "summarize", "supermask_masks",
+__all__ = [
+    "CONTROLS", "METHODS", "SCHEDULES", "SCOPES", "SUPERMASK_CRITERIA", "LotteryRound",
+    "PruneRun", "PruningMethod", "apply_masks", "check_method_options", "clone",
+    "cubic_sparsity", "current_masks", "get_method", "global_masks", "hessian",
+    "iterative_targets", "layer_masks", "layer_sparsities", "lottery_ticket_experiment",
+    "magnitude_scores", "obd_prune", "obd_scores", "obs_layerwise_prune", "obs_prune",
+    "predicted_increase", "prunable_parameters", "prune", "prune_and_retrain", "prune_step",
+    "random_init_state", "random_masks_like", "random_scores", "remove_masks", "rewind_to",
+    "saliencies", "select_masks", "sensitivity", "sensitivity_table", "shrink",
+    "sign_preserving_state", "snapshot", "sparsity_of", "structured_prune", "summarize",
+    "supermask_masks", "threshold", "unit_counts", "unit_norms",
 ]
-
-from tinysparse.prune.sensitivity import sensitivity, sensitivity_table  # noqa: E402
-
-__all__ += ["sensitivity", "sensitivity_table"]
-
-from tinysparse.prune import hessian  # noqa: E402
-from tinysparse.prune.methods import METHODS, prune_step  # noqa: E402
-from tinysparse.prune.obd import obd_prune, predicted_increase, saliencies  # noqa: E402
-from tinysparse.prune.obs import obs_prune  # noqa: E402
-from tinysparse.prune.obs_layerwise import obs_layerwise_prune  # noqa: E402
-
-__all__ += ["METHODS", "hessian", "obd_prune", "obs_layerwise_prune", "obs_prune",
-            "predicted_increase", "prune_step", "saliencies"]
-
-from tinysparse.prune.structured import shrink, structured_prune, unit_counts, unit_norms  # noqa: E402
-
-__all__ += ["shrink", "structured_prune", "unit_counts", "unit_norms"]

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from tinysparse.autograd import Tensor, cross_entropy, mse_loss
+from tinysparse.data.dataset import training_examples
 from tinysparse.kernels import col2im, im2col, max_pool_backward, max_pool_forward
 from tinysparse.nn.layers import (
     Conv2d,
@@ -51,6 +52,7 @@ from tinysparse.nn.layers import (
     Tanh,
 )
 from tinysparse.nn.module import Module
+from tinysparse.nn.sparse_layers import SparseLayer
 from tinysparse.prune.selection import prunable_parameters
 
 LOSSES = ("cross_entropy", "mse")
@@ -60,7 +62,18 @@ CURVATURE_KINDS = ("fisher", "gauss-newton")
 
 # ---------------------------------------------------------------- the layers, as a list
 def layer_sequence(model: Module) -> list[tuple[str, Module]]:
-    """The model's leaf layers in order, with dotted names (nested Sequentials flattened)."""
+    """The model's leaf layers in order, with dotted names (nested Sequentials flattened).
+
+    The second-order tools read dense weights: a layer on the sparse kernels is refused
+    with a pointer to :func:`tinysparse.nn.to_dense` (the pruning methods call it first).
+    """
+    if isinstance(model, SparseLayer) or (isinstance(model, Module) and any(
+            isinstance(m, SparseLayer) for m in model.modules())):
+        sparse = [name or type(model).__name__ for name, m in model.named_modules()
+                  if isinstance(m, SparseLayer)]
+        raise TypeError(f"layers {sparse} run on the sparse kernels; the second-order tools "
+                        f"work on dense layers: pass tinysparse.nn.to_dense(model) (or "
+                        f"to_dense(clone(model)) to keep this one as it is)")
     if not isinstance(model, Sequential):
         if isinstance(model, Linear | Conv2d):
             return [("", model)]
@@ -132,13 +145,6 @@ def _check(kind: str, kinds: Sequence[str], what: str = "kind") -> None:
         raise ValueError(f"{what}: unknown {kind!r}; choose one of {list(kinds)}")
 
 
-def _as_data(data: Any) -> tuple[np.ndarray, np.ndarray]:
-    x, y = data.train if hasattr(data, "train") else data
-    if len(x) == 0:
-        raise ValueError("data: no examples (the Hessian needs calibration data)")
-    return np.asarray(x), np.asarray(y)
-
-
 # ---------------------------------------------------------------- Hessian diagonal
 def hessian_diagonal(
     model: Module,
@@ -166,7 +172,7 @@ def hessian_diagonal(
     """
     _check(kind, DIAGONAL_KINDS)
     _check(loss, LOSSES, "loss")
-    x, y = _as_data(data)
+    x, y = training_examples(data)
     layers = layer_sequence(model)
     if kind == "exact":
         bad = [n for n, layer in layers if isinstance(layer, Conv2d | MaxPool2d)]
@@ -276,7 +282,7 @@ def hessian_vector_product(
     Vectors may carry a leading batch axis of directions: arrays of shape (B, *param.shape).
     """
     _check(loss, LOSSES, "loss")
-    x, y = _as_data(data)
+    x, y = training_examples(data)
     x = x.reshape(len(x), -1).astype(np.float64)
     layers = _rop_layers(model)
     params = dict(model.named_parameters())
@@ -384,20 +390,20 @@ def exact_hessian(
 
 # ---------------------------------------------------------------- flat parameter vectors
 def flatten_parameters(model: Module, names: Sequence[str]) -> np.ndarray:
-    """The named parameters, concatenated into one float64 vector."""
-    return np.concatenate([model.get_parameter(n).data.ravel().astype(np.float64)
-                           for n in names])
+    """The named weights (``model.state_dict()`` names), concatenated into one float64
+    vector."""
+    state = model.state_dict()
+    return np.concatenate([state[n].ravel().astype(np.float64) for n in names])
 
 
 def unflatten_into(model: Module, names: Sequence[str], vector: np.ndarray) -> None:
-    """Write a flat vector back into the named parameters (masks are re-applied)."""
-    start = 0
+    """Write a flat vector back into the named weights (masks are re-applied)."""
+    shapes, state, start = model.state_shapes(), {}, 0
     for n in names:
-        p = model.get_parameter(n)
-        p.data = vector[start : start + p.size].reshape(p.shape).astype(p.dtype)
-        if p.mask is not None:
-            p.data *= p.mask.as_float(p.dtype)
-        start += p.size
+        size = int(np.prod(shapes[n]))
+        state[n] = vector[start : start + size].reshape(shapes[n])
+        start += size
+    model.load_state_dict(state, strict=False)
 
 
 # ---------------------------------------------------------------- per-example gradients
@@ -418,7 +424,7 @@ def per_example_gradients(
     model; fine for the few thousand examples second-order pruning uses.
     """
     _check(loss, LOSSES, "loss")
-    x, y = _as_data(data)
+    x, y = training_examples(data)
     names = list(parameters) if parameters is not None else prunable_parameters(model)
     params = [model.get_parameter(n) for n in names]
     rows = np.empty((len(x), sum(p.size for p in params)))
@@ -442,7 +448,7 @@ def gauss_newton_rows(
     output ("one update per output", as Hassibi & Stork do with several outputs).
     """
     _check(loss, LOSSES, "loss")
-    x, y = _as_data(data)
+    x, y = training_examples(data)
     names = list(parameters) if parameters is not None else prunable_parameters(model)
     params = [model.get_parameter(n) for n in names]
     rows = []
@@ -468,7 +474,7 @@ def curvature_rows(model: Module, data: Any, kind: str = "fisher", loss: str = "
                    parameters: Sequence[str] | None = None) -> tuple[np.ndarray, int]:
     """Rows R and the example count P such that H ≈ Rᵀ R / P (see :func:`inverse_fisher`)."""
     _check(kind, CURVATURE_KINDS, "hessian")
-    x, _ = _as_data(data)
+    x, _ = training_examples(data)
     if kind == "fisher":
         return per_example_gradients(model, data, loss, parameters), len(x)
     return gauss_newton_rows(model, data, loss, parameters), len(x)

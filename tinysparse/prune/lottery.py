@@ -36,8 +36,8 @@ import numpy as np
 from tinysparse.data.dataset import Dataset, train_validation_split
 from tinysparse.nn.init import get_initializer
 from tinysparse.nn.models import build_model
-from tinysparse.nn.module import Module
-from tinysparse.prune.pruning import apply_masks, clone, current_masks, remove_masks
+from tinysparse.nn.module import Module, clone
+from tinysparse.prune.masks import apply_masks, current_masks, remove_masks
 from tinysparse.prune.selection import layer_masks, prunable_parameters
 from tinysparse.sparse.mask import Mask
 from tinysparse.train import evaluate, fit
@@ -76,8 +76,8 @@ def random_init_state(model: Module, seed: int, init: str = "glorot_normal") -> 
     """Fresh weights for ``model``'s shapes: ``init`` for weights, zeros for biases."""
     rng = np.random.default_rng(seed)
     initializer = get_initializer(init)
-    return {name: (initializer(p.shape, rng) if p.ndim > 1 else np.zeros(p.shape))
-            for name, p in model.named_parameters()}
+    return {name: (initializer(shape, rng) if len(shape) > 1 else np.zeros(shape))
+            for name, shape in model.state_shapes().items()}
 
 
 def sign_preserving_state(
@@ -263,7 +263,7 @@ def lottery_ticket_experiment(
 
     for r in range(1, rounds + 1):
         sparsities = round_sparsities(names, r, rate, output_rate)
-        trained = {n: ticket.get_parameter(n).data for n in names}
+        trained = ticket.state_dict()
         masks = layer_masks({n: np.abs(trained[n]) for n in names}, sparsities,
                             current_masks(ticket, names))
         apply_masks(ticket, masks)

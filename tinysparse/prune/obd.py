@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from tinysparse.data.dataset import training_examples
 from tinysparse.nn.module import Module
-from tinysparse.prune.hessian import _as_data, hessian_diagonal
-from tinysparse.prune.pruning import apply_masks, current_masks
+from tinysparse.nn.sparse_layers import to_dense
+from tinysparse.prune.hessian import hessian_diagonal
+from tinysparse.prune.masks import apply_masks, current_masks
 from tinysparse.prune.selection import prunable_parameters, select_masks
 from tinysparse.sparse.mask import Mask
 from tinysparse.train import evaluate
@@ -79,7 +81,8 @@ def obd_prune(
 ) -> DamageReport:
     """Prune ``model`` in place by OBD saliency and compare the predicted loss increase
     (sum of the deleted saliencies) with the one measured on ``data``."""
-    x, y = _as_data(data)
+    to_dense(model)  # the second backward pass reads dense weights
+    x, y = training_examples(data)
     names = list(parameters) if parameters is not None else prunable_parameters(model)
     before = evaluate(model, x, y, loss=loss)["loss"]
     previous = current_masks(model, names)

@@ -29,16 +29,17 @@ from typing import Any
 
 import numpy as np
 
+from tinysparse.data.dataset import training_examples
 from tinysparse.nn.module import Module
+from tinysparse.nn.sparse_layers import to_dense
 from tinysparse.prune.hessian import (
-    _as_data,
     curvature_rows,
     exact_hessian,
     flatten_parameters,
     inverse_fisher,
     unflatten_into,
 )
-from tinysparse.prune.pruning import apply_masks, current_masks
+from tinysparse.prune.masks import apply_masks, current_masks
 from tinysparse.prune.selection import check_sparsity, prunable_parameters
 from tinysparse.sparse.mask import Mask
 from tinysparse.train import evaluate
@@ -160,7 +161,8 @@ def obs_prune(
         Also measure the true loss after every this many steps (slower).
     """
     sparsity = check_sparsity(sparsity)
-    x, y = _as_data(data)
+    to_dense(model)  # OBS reads and moves dense weights
+    x, y = training_examples(data)
     names = list(parameters) if parameters is not None else [n for n, _ in
                                                              model.named_parameters()]
     prunable = list(prunable) if prunable is not None else [
@@ -236,9 +238,11 @@ def _expand(alive_weights: np.ndarray, index: np.ndarray, total: int) -> np.ndar
 
 
 def _write(model, names, weights, alive, offsets, sizes, prunable) -> dict[str, Mask]:
-    """Put the compensated weights and the masks into the model."""
-    masks = {n: Mask(alive[offsets[n]:offsets[n] + sizes[n]].reshape(
-        model.get_parameter(n).shape)) for n in prunable}
-    apply_masks(model, masks)
+    """Put the compensated weights, then the masks, into the model (the masks may move
+    layers to the sparse kernels: the weights go into the dense layers first)."""
+    shapes = model.state_shapes()
+    masks = {n: Mask(alive[offsets[n]:offsets[n] + sizes[n]].reshape(shapes[n]))
+             for n in prunable}
     unflatten_into(model, names, weights)
+    apply_masks(model, masks)
     return masks

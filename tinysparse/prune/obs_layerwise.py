@@ -30,11 +30,13 @@ import numpy as np
 
 from tinysparse import kernels
 from tinysparse.autograd import Tensor, no_grad
+from tinysparse.data.dataset import training_examples
 from tinysparse.kernels import im2col
 from tinysparse.nn.layers import Conv2d, Linear
 from tinysparse.nn.module import Module
-from tinysparse.prune.hessian import _as_data, layer_sequence
-from tinysparse.prune.pruning import apply_masks
+from tinysparse.nn.sparse_layers import to_dense
+from tinysparse.prune.hessian import layer_sequence
+from tinysparse.prune.masks import apply_masks
 from tinysparse.prune.selection import check_scope, check_sparsity
 from tinysparse.sparse.mask import Mask
 from tinysparse.train import evaluate
@@ -207,7 +209,8 @@ def obs_layerwise_prune(
     if calibration < 1:
         raise ValueError(f"calibration: expected a positive number of examples, got "
                          f"{calibration}")
-    x, y = _as_data(data)
+    to_dense(model)  # layer-wise OBS reads and rewrites dense weights
+    x, y = training_examples(data)
     x = x[:calibration]
     loss_before = evaluate(model, x, y[:calibration], loss=loss)["loss"]
     inputs = layer_inputs(model, x)

@@ -21,12 +21,12 @@ from typing import Any
 
 from tinysparse.data.dataset import Dataset
 from tinysparse.nn.module import Module
-from tinysparse.prune.methods import prune_step
-from tinysparse.prune.pruning import layer_sparsities, sparsity_of
+from tinysparse.nn.sparse_layers import to_dense, to_sparse
+from tinysparse.prune.masks import layer_sparsities, sparsity_of
+from tinysparse.prune.pruning import check_method_options, prune_step
 from tinysparse.prune.selection import check_sparsity
+from tinysparse.sparse import density_threshold_set
 from tinysparse.train import evaluate, fit
-
-SCHEDULES = ("oneshot", "iterative", "gradual")
 
 
 @dataclass
@@ -116,7 +116,7 @@ def prune_and_retrain(
         As for :func:`~tinysparse.prune.prune`.
     **method_options
         ``calibration``, ``damping``, ``hessian`` ... for the second-order methods
-        (see :func:`~tinysparse.prune.methods.prune_step`). OBD and OBS add the predicted
+        (see :func:`~tinysparse.prune.pruning.prune_step`). OBD and OBS add the predicted
         and actual increase of the training loss (summed over steps) to ``run.extra``.
     rounds : int
         Prune → retrain rounds of the iterative schedule.
@@ -128,17 +128,18 @@ def prune_and_retrain(
     gradual_frequency : int
         Δt: optimiser steps between two prunes of the gradual schedule.
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule: unknown {schedule!r}; choose one of {list(SCHEDULES)}")
+    check_method_options(method, scope, schedule, hessian=method_options.get("hessian"),
+                         damping=method_options.get("damping"), overrides=overrides)
     sparsity = check_sparsity(sparsity)
+    if schedule == "iterative" and rounds < 1:
+        raise ValueError(f"rounds: expected a positive integer, got {rounds}")
+    if schedule == "gradual" and retrain_epochs < 1:
+        raise ValueError("retrain_epochs: the gradual schedule prunes while training; "
+                         "give it at least one epoch")
     if dense_test_accuracy is None:
         dense_test_accuracy = _test_accuracy(model, data)
     run = PruneRun(schedule, method, scope, sparsity, dense_test_accuracy)
     fit_options = dict(batch_size=batch_size, optimizer=optimizer, lr=retrain_lr, quiet=quiet)
-
-    if method == "obs-layerwise" and schedule != "oneshot":
-        raise ValueError("method 'obs-layerwise' prunes dense layers once: use "
-                         "schedule='oneshot'")
 
     def prune_to(progress: float) -> float:
         """Prune every layer (overrides included) to the schedule's point ``progress``."""
@@ -156,8 +157,6 @@ def prune_and_retrain(
 
     if schedule in ("oneshot", "iterative"):
         total = 1 if schedule == "oneshot" else rounds
-        if total < 1:
-            raise ValueError(f"rounds: expected a positive integer, got {rounds}")
         for index in range(1, total + 1):
             target = prune_to(index / total)
             pruned = _test_accuracy(model, data)
@@ -172,9 +171,6 @@ def prune_and_retrain(
     else:
         steps_per_epoch = math.ceil(len(data.x_train) / batch_size)
         end = max(1, int(0.75 * retrain_epochs * steps_per_epoch))
-        if retrain_epochs < 1:
-            raise ValueError("retrain_epochs: the gradual schedule prunes while training; "
-                             "give it at least one epoch")
 
         def on_step(step: int) -> None:
             if step % gradual_frequency and step != end:
@@ -187,10 +183,18 @@ def prune_and_retrain(
             run.rounds.append({"step": step, "target_sparsity": target,
                                "sparsity": sparsity_of(model)})
 
-        fit(model, data, epochs=retrain_epochs, seed=seed, on_step=on_step,
-            desc="gradual pruning", **fit_options)
-        if run.pruned_test_accuracy is None:  # fewer steps than planned: finish the prune
-            prune_to(1.0)
+        # Pruning inside the training loop must not replace the parameters the optimiser
+        # is updating: the layers stay dense (masked) while it trains, and move to the
+        # sparse kernels when it is done.
+        to_dense(model)
+        with density_threshold_set(0.0):
+            fit(model, data, epochs=retrain_epochs, seed=seed, on_step=on_step,
+                desc="gradual pruning", **fit_options)
+            finished = run.pruned_test_accuracy is not None
+            if not finished:  # fewer steps than planned: finish the prune
+                prune_to(1.0)
+        to_sparse(model)
+        if not finished:
             run.pruned_test_accuracy = _test_accuracy(model, data)
     run.test_accuracy = _test_accuracy(model, data)
     run.sparsity = sparsity_of(model)

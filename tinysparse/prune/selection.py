@@ -43,12 +43,14 @@ def check_scope(scope: str) -> str:
 
 
 def prunable_parameters(model: Module, include_bias: bool = False) -> list[str]:
-    """Names of the parameters pruning acts on: the weight matrices and kernels.
+    """Names of the weights pruning acts on: the weight matrices and kernels, as
+    ``model.state_dict()`` names them (``"fc1.weight"``, whichever kernels fc1 runs).
 
-    Biases (1-D parameters) are excluded unless ``include_bias``: they are few, and
-    pruning them saves nothing.
+    Biases (1-D) are excluded unless ``include_bias``: they are few, and pruning them
+    saves nothing.
     """
-    return [name for name, p in model.named_parameters() if include_bias or p.ndim > 1]
+    return [name for name, shape in model.state_shapes().items()
+            if include_bias or len(shape) > 1]
 
 
 def lowest(scores: np.ndarray, k: int) -> np.ndarray:

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tinysparse.nn.module import Module
-from tinysparse.prune.pruning import clone, prune
+from tinysparse.nn.module import Module, clone
+from tinysparse.prune.pruning import prune
 from tinysparse.prune.selection import check_sparsity, prunable_parameters
 from tinysparse.tables import format_table
 from tinysparse.train import evaluate

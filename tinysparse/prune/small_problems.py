@@ -16,10 +16,11 @@ import numpy as np
 from tinysparse.autograd import default_dtype
 from tinysparse.data.dataset import Dataset
 from tinysparse.nn.layers import ACTIVATIONS, Linear, Sequential, Sigmoid
-from tinysparse.nn.module import Module
+from tinysparse.nn.module import Module, clone
+from tinysparse.prune.masks import sparsity_of
 from tinysparse.prune.obd import obd_prune
 from tinysparse.prune.obs import obs_prune
-from tinysparse.prune.pruning import clone, prune, sparsity_of
+from tinysparse.prune.pruning import prune
 from tinysparse.train import fit
 
 SMALL_METHODS = ("obs", "obd", "magnitude")

@@ -25,7 +25,7 @@ import numpy as np
 from tinysparse.autograd import Tensor, no_grad
 from tinysparse.nn.layers import Conv2d, Flatten, Linear, Reshape, Sequential
 from tinysparse.nn.module import Module, build_from_spec
-from tinysparse.prune.pruning import current_masks
+from tinysparse.prune.masks import current_masks
 from tinysparse.sparse.mask import Mask
 
 CRITERIA = ("l1", "l2")

@@ -1,11 +1,10 @@
 """The compressed sparse row (CSR) layout of a masked weight, and its column (CSC) view.
 
-Only the *structure* — where the non-zeros are — is built from the mask, once per mask
-(masks are immutable, so the structure is cached on the mask and rebuilt only when a
-layer gets a new one). The *values* change at every optimiser step; they are gathered
-from the dense weight once (``structure.gather(weight)``) and then kept compact, as the
-parameter's master copy, while the layer stays on the sparse path
-(``Parameter.kept_weights``).
+Only the *structure* — where the non-zeros are — is built from the mask, once, when a
+layer moves to the sparse kernels (:class:`~tinysparse.nn.SparseLinear`). The *values*
+are gathered from the dense weight then (``structure.gather(weight)``) and from that
+moment they are the layer's parameter: a vector of the kept weights, in CSR order, which
+the optimiser updates like any other.
 
 For a weight viewed as a (rows × cols) matrix (a convolution kernel (O, C, KH, KW) is the
 (O × C·KH·KW) matrix that multiplies the im2col columns):
@@ -62,48 +61,6 @@ class SparseStructure:
         return self.scatter(values, self.shape)
 
 
-class SparseGradient:
-    """A weight's gradient from the sparse kernels: its values at the kept positions only.
-
-    The sparse backward pass computes dW only where the mask keeps a weight (SDDMM).
-    Keeping just those values spares building a dense array that is mostly zeros — and
-    the optimiser reading it back. :class:`~tinysparse.nn.Parameter` stores it like this
-    and expands it with :meth:`dense` when ``.grad`` is read.
-
-    Parameters
-    ----------
-    structure : SparseStructure
-        Where the values go (CSR order).
-    values : np.ndarray
-        One value per non-zero of ``structure``.
-    shape : tuple of int
-        The shape of the dense weight.
-    """
-
-    __slots__ = ("structure", "values", "shape")
-    __array_ufunc__ = None  # ndarray + SparseGradient calls our __radd__
-
-    def __init__(self, structure: SparseStructure, values: np.ndarray,
-                 shape: tuple[int, ...]) -> None:
-        self.structure, self.values, self.shape = structure, values, tuple(shape)
-
-    def dense(self) -> np.ndarray:
-        """The full gradient: the values at the kept positions, zeros elsewhere."""
-        return self.structure.scatter(self.values, self.shape)
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        dense = self.dense()
-        return dense if dtype is None else dense.astype(dtype)
-
-    def __add__(self, other):
-        """Sum of two gradients (a weight used twice); compact when both share a layout."""
-        if isinstance(other, SparseGradient) and other.structure is self.structure:
-            return SparseGradient(self.structure, self.values + other.values, self.shape)
-        return self.dense() + np.asarray(other)
-
-    __radd__ = __add__
-
-
 def build_structure(keep: np.ndarray) -> SparseStructure:
     """CSR and CSC index arrays of a 2-D boolean keep-matrix."""
     rows, cols = keep.shape
@@ -125,9 +82,6 @@ def build_structure(keep: np.ndarray) -> SparseStructure:
 
 
 def structure_of(mask: Mask) -> SparseStructure:
-    """The sparse structure of a mask, as a (shape[0] × rest) matrix — cached on the mask."""
-    shape = (mask.shape[0], math.prod(mask.shape[1:]))
-    cached = mask._structures.get(shape)
-    if cached is None:
-        cached = mask._structures[shape] = build_structure(mask.keep.reshape(shape))
-    return cached
+    """The sparse structure of a mask, viewed as a (shape[0] × rest) matrix: a
+    convolution kernel (O, C, KH, KW) is the (O × C·KH·KW) matrix of its im2col product."""
+    return build_structure(mask.keep.reshape(mask.shape[0], math.prod(mask.shape[1:])))

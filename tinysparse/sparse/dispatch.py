@@ -1,15 +1,18 @@
-"""When does a masked layer run on the sparse kernels instead of the dense masked path?
+"""When does a pruned layer move to the sparse kernels instead of the masked dense path?
 
 Unstructured sparsity only pays at high sparsity: below the *break-even* point, a dense
-BLAS product that multiplies the zeros too is faster than any sparse kernel. A layer
-switches to the sparse path when its mask's **density** (fraction kept) is at most
-:func:`density_threshold` — by default 0.2 (80% sparsity), from the break-even measured
-by ``benchmarks/sparse_kernels.py`` on a 2-core machine. Both paths give the same
-results (the tests hold them equal); only the speed differs.
+BLAS product that multiplies the zeros too is faster than any sparse kernel. Pruning
+(:func:`tinysparse.prune.apply_masks`, which every pruning method ends with) replaces a
+masked Linear or Conv2d by its sparse twin when the mask's **density** (fraction kept) is
+at most :func:`density_threshold` — by default 0.2 (80% sparsity), from the break-even
+measured by ``benchmarks/sparse_kernels.py`` on a 2-core machine. Both paths give the
+same results (the tests hold them equal); only the speed differs.
 
-Change it with :func:`set_density_threshold` (0 turns the sparse path off, 1 sends every
-masked layer to it), for a block of code with ``with density_threshold_set(0.0): ...``,
-or with the environment variable ``TINYSPARSE_DENSITY_THRESHOLD``.
+Change it with :func:`set_density_threshold` (0 keeps every layer dense, 1 sends every
+masked layer to the sparse kernels), for a block of code with
+``with density_threshold_set(0.0): ...``, or with the environment variable
+``TINYSPARSE_DENSITY_THRESHOLD``; it applies from the next pruning step on.
+:func:`tinysparse.nn.to_sparse` and :func:`tinysparse.nn.to_dense` move layers by hand.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ import contextlib
 import functools
 import os
 from collections.abc import Iterator
-
-from tinysparse.sparse.mask import Mask
 
 DEFAULT_DENSITY_THRESHOLD = 0.2
 _threshold: float | None = None
@@ -65,8 +66,3 @@ def density_threshold_set(density: float | None) -> Iterator[None]:
         yield
     finally:
         _threshold = previous
-
-
-def use_sparse_path(mask: Mask | None) -> bool:
-    """Whether a parameter with this mask should run on the sparse kernels."""
-    return mask is not None and mask.density <= density_threshold()

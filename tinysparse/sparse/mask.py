@@ -4,7 +4,8 @@ A :class:`Mask` is an explicit, validated, read-only 0/1 array with the shape of
 parameter it belongs to. The layer that owns the parameter applies it in the forward pass
 (``weight * mask``), so the gradient of every pruned weight is exactly zero; the optimizers
 re-apply it after each step, so momentum, Adam's moments and weight decay cannot bring a
-pruned weight back.
+pruned weight back. A layer on the sparse kernels (:class:`~tinysparse.nn.SparseLinear`)
+stores only the weights its mask keeps, so nothing can regrow there at all.
 
 Vocabulary (used everywhere in tinysparse): ``sparsity`` is the fraction of zeros,
 ``density = 1 - sparsity`` the fraction kept.
@@ -32,7 +33,7 @@ class Mask:
     (0.75, 0.25, 1)
     """
 
-    __slots__ = ("_keep", "_kept", "_float_cache", "_structures")
+    __slots__ = ("_keep", "_kept", "_float_cache")
 
     def __init__(self, keep: Any) -> None:
         array = np.asarray(keep.keep if isinstance(keep, Mask) else keep)
@@ -48,7 +49,6 @@ class Mask:
         self._keep = array
         self._kept = int(np.count_nonzero(array))  # masks are immutable: count once
         self._float_cache: dict[np.dtype, np.ndarray] = {}
-        self._structures: dict = {}  # sparse formats built from this mask (see csr.py)
 
     @classmethod
     def ones(cls, shape: tuple[int, ...]) -> Mask:
