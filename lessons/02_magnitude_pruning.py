@@ -112,32 +112,42 @@ except ValueError as error:
 # each one with the smallest $|w|$, and **attaches** the masks to the layers that own the
 # weights (biases are not pruned: there are only 410 of them). The model is changed in
 # place — this is why we kept `dense`.
+#
+# One more thing happens at the end of every pruning step: a layer whose mask keeps at
+# most `ts.sparse.density_threshold()` of its weights (20%, the measured break-even of
+# lesson 09) is **replaced** by its twin on sparse kernels, `ts.nn.SparseLinear`, which
+# stores only the weights its mask keeps. `print(model)` shows it.
 
 # %%
 masks = ts.prune.prune(model, 0.9)  # layer-wise, by magnitude: 90% of every weight matrix
+print(model)
+weights = model.state_dict()  # the weights as dense arrays, whichever kernels a layer runs
 for name, mask in model.named_masks():
-    weight = model.get_parameter(name)
-    print(f"{name:10s} {mask}   zeros in the weight: {np.mean(weight.data == 0):.4f}   "
-          f"weight.mask is this mask: {weight.mask is mask}")
+    print(f"{name:10s} {mask}   zeros in the weight: {np.mean(weights[name] == 0):.4f}")
 print("the copy `dense` has", len(list(dense.named_masks())), "masks")
 
 # %% [markdown]
 # ### The mask acts in the forward pass …
 #
-# A layer never multiplies by its raw weight. `Linear.forward` has two paths, and
-# `compute_path()` picks one:
+# A pruned layer never multiplies by a pruned weight. There are two kinds of pruned layer,
+# and the pruning step picks one (the `path` of the sparsity report below):
 #
-# * **masked-dense**: `self.masked("weight")` computes $W \odot M$ **as an op of the
-#   graph**, then the ordinary dense product follows. This is the readable reference;
-# * **sparse**: when a mask keeps at most `ts.sparse.density_threshold()` of its weights
-#   (20% by default), `sparse_linear` computes the same product from the kept weights only,
-#   with sparse kernels (lesson 09 looks inside them).
+# * **masked-dense**: a `Linear` with a mask. Its forward pass computes $W \odot M$ with
+#   `self.masked("weight")` **as an op of the graph**, then the ordinary dense product
+#   follows. This is the readable reference, and the faster one at low sparsity;
+# * **sparse**: a `SparseLinear`. Its only weight parameter, `values`, holds the kept
+#   weights one after another (we count them below), beside a
+#   `structure` that says where each one sits; `sparse_linear` multiplies with those only
+#   (lesson 09 looks inside the kernels). A pruned weight is not stored at all.
 #
 # Both give the same results — the test suite holds them equal.
 
 # %%
 print(inspect.getsource(ts.nn.Linear.forward))
 print(inspect.getsource(ts.nn.Module.masked))
+print(inspect.getsource(ts.nn.SparseLinear.forward))
+print("fc1 keeps", model.fc1.values.shape[0], "weights of", model.fc1.mask.size,
+      "— its parameters:", [name for name, _ in model.fc1.named_parameters()])
 
 # %% [markdown]
 # Because $W_\text{eff} = W \odot M$ is part of the graph, backpropagation goes through the
@@ -147,56 +157,52 @@ print(inspect.getsource(ts.nn.Module.masked))
 # \frac{\partial L}{\partial W_{ij}} = \frac{\partial L}{\partial (W_\text{eff})_{ij}}\;M_{ij},
 # $$
 #
-# **exactly zero** for every pruned weight, whatever the data. The sparse path computes
-# the weight gradient only at the kept positions and returns zeros elsewhere: the same
-# formula. Let us check both paths on a batch; `ts.sparse.set_density_threshold(0)` turns
-# the sparse path off for a moment.
+# **exactly zero** for every pruned weight, whatever the data. The sparse layer computes
+# the gradient of its kept weights only — the same formula at the positions where
+# $M_{ij} = 1$. Let us check both on a batch: `ts.nn.to_dense` gives a copy of the model
+# with every pruned layer back on the masked-dense path.
 
 # %%
 images, labels = data.x_train[:64], data.y_train[:64]
-
-
-def weight_gradients(net):
+masked_dense = ts.nn.to_dense(ts.nn.clone(model))
+print("kinds:", {name: type(layer).__name__ for name, layer in model.named_modules()
+                 if name.startswith("fc")}, "and, after to_dense:",
+      {name: type(layer).__name__ for name, layer in masked_dense.named_modules()
+       if name.startswith("fc")})
+for net in (model, masked_dense):
     net.zero_grad()
     ts.autograd.cross_entropy(net(images), labels).backward()
-    return {name: net.get_parameter(name).grad.copy() for name, _ in net.named_masks()}
-
-
-print("compute paths:", {name: layer.compute_path() for name, layer in model.named_modules()
-                         if isinstance(layer, ts.nn.Linear)})
-on_sparse_path = weight_gradients(model)
-ts.sparse.set_density_threshold(0)  # every masked layer now runs W ⊙ M through BLAS
-try:
-    on_masked_dense_path = weight_gradients(model)
-finally:
-    ts.sparse.set_density_threshold(None)  # back to the default switch point
 
 for name, mask in model.named_masks():
-    grad, reference = on_sparse_path[name], on_masked_dense_path[name]
-    print(f"{name:10s} largest |gradient|: pruned weights {np.abs(grad[~mask.keep]).max():.1e}, "
-          f"kept weights {np.abs(grad[mask.keep]).max():.1e};  largest difference between "
-          f"the paths {np.abs(grad - reference).max():.1e}")
-    assert np.all(grad[~mask.keep] == 0) and np.all(reference[~mask.keep] == 0)
-    assert np.allclose(grad, reference, rtol=1e-4, atol=1e-7)
+    layer_name = name.rpartition(".")[0]
+    sparse_layer, dense_layer = model.get_submodule(layer_name), masked_dense.get_submodule(layer_name)
+    grad, kept_grad = dense_layer.weight.grad, sparse_layer.values.grad
+    reference = sparse_layer.structure.gather(grad)  # the dense gradient at the kept places
+    print(f"{name:10s} masked-dense: largest |gradient| of a pruned weight "
+          f"{np.abs(grad[~mask.keep]).max():.1e}, of a kept one {np.abs(grad[mask.keep]).max():.1e};"
+          f"  sparse: {kept_grad.size:,} gradients, largest difference {np.abs(kept_grad - reference).max():.1e}")
+    assert np.all(grad[~mask.keep] == 0) and kept_grad.shape == (mask.kept,)
+    assert np.allclose(kept_grad, reference, rtol=1e-4, atol=1e-7)
 
 # %% [markdown]
 # ### … and in the optimiser
 #
 # A zero gradient is not quite enough. Adam's first moment $m$, SGD's momentum and weight
 # decay can all move a weight whose gradient is zero — for instance when the optimiser had
-# been running before the prune. So `Optimizer.step` takes care of it. On the masked-dense
-# path it runs the ordinary update, then multiplies the weight and its **state buffers**
-# (momentum, Adam's moments) by the mask. On the sparse path it updates only the kept
-# weights (`update_kept`), kept compact — one value per kept weight, the layer's master copy
-# there, written back into `.data` when you read it — and the buffers hold one entry per
-# kept weight too: when the mask
-# changes, `_set_layout` moves them to the new mask's positions, and whatever a pruned
-# position held is dropped.
+# been running before the prune. So `Optimizer.step` takes care of it. Every parameter gets
+# the same update rule (one function per optimiser, `ts.kernels.adam_update`, over flat
+# arrays); then a masked-dense parameter has its weight and its **state buffers**
+# (momentum, Adam's moments) multiplied by the mask. A sparse layer needs nothing more: its
+# `values` are all kept weights, and a pruned weight has no entry to move.
+#
+# One consequence: pruning *replaces* layers (and so their parameters) when it moves them
+# to the sparse kernels, so build the optimiser after pruning — `ts.fit` does. An
+# optimiser built before refuses to take a step rather than silently train weights that
+# are no longer in the model.
 
 # %%
 print(inspect.getsource(ts.optim.Optimizer.step))
-print(inspect.getsource(ts.optim.Optimizer._dense_step))
-print(inspect.getsource(ts.optim.Optimizer._set_layout))
+print(inspect.getsource(ts.kernels.optimizers.adam_update))
 
 
 # %% [markdown]
@@ -205,7 +211,9 @@ print(inspect.getsource(ts.optim.Optimizer._set_layout))
 # its moments are not zero):
 #
 # * **zeroing**: set the weights to 0 and attach no mask;
-# * **masking**: `ts.prune.apply_masks`, which attaches the masks (and zeroes the weights).
+# * **masking**: attach the masks to the layers themselves (`set_mask`, which also zeroes
+#   the weights), keeping them on the masked-dense path so that the optimiser we already
+#   built still updates them.
 #
 # Then train both for ten more steps and count the pruned weights that are no longer zero.
 
@@ -220,14 +228,15 @@ def take_steps(net, optimizer, steps, first_batch=0):
 
 
 for how in ("zeroing", "masking"):
-    net = ts.prune.clone(dense)
+    net = ts.nn.clone(dense)
     optimizer = ts.optim.Adam(net.parameters(), lr=1e-3)
     take_steps(net, optimizer, 1)  # the optimiser now has non-zero moments
-    if how == "zeroing":
-        for name, mask in masks.items():
+    for name, mask in masks.items():
+        layer_name, _, parameter = name.rpartition(".")
+        if how == "zeroing":
             net.get_parameter(name).data[~mask.keep] = 0
-    else:
-        ts.prune.apply_masks(net, masks)
+        else:
+            net.get_submodule(layer_name).set_mask(parameter, mask)
     take_steps(net, optimizer, 10, first_batch=1)
     regrown = sum(np.count_nonzero(net.get_parameter(n).data[~m.keep]) for n, m in masks.items())
     total = sum(m.pruned for m in masks.values())
@@ -256,7 +265,7 @@ print("\nreport.total =", report.total)
 # %% [markdown]
 # The `path` column says which kernel each layer runs: `sparse` here, because each mask
 # keeps 10% of its weights, below the switch point `ts.sparse.density_threshold()`. At lower
-# sparsity a masked layer runs `masked-dense`: a BLAS product with $W \odot M$ that
+# sparsity a pruned layer stays `masked-dense`: a BLAS product with $W \odot M$ that
 # multiplies the zeros too — a smaller model on paper, not a faster one. `sparse_macs` counts
 # what a kernel that skips the zeros does; whether that makes it *faster* is a question for
 # a clock, not a count. Time a forward pass over the 1,000 test images:
@@ -275,17 +284,13 @@ def forward_milliseconds(net, repeats=5 if FAST else 20):
 
 
 timings = [["dense LeNet-300-100", 266_200, forward_milliseconds(dense)],
-           ["pruned 90%, sparse path", report.total["sparse_macs"], forward_milliseconds(model)]]
-ts.sparse.set_density_threshold(0)
-try:
-    timings.append(["pruned 90%, masked-dense path", report.total["dense_macs"],
-                    forward_milliseconds(model)])
-finally:
-    ts.sparse.set_density_threshold(None)
+           ["pruned 90%, sparse path", report.total["sparse_macs"], forward_milliseconds(model)],
+           ["pruned 90%, masked-dense path", report.total["dense_macs"],
+            forward_milliseconds(masked_dense)]]
 print(format_table(timings, headers=["network", "multiply-adds per image",
                                      "ms per 1,000 images"], precision=1))
-print(f"(sparse path from density {ts.sparse.density_threshold():.0%} down; "
-      f"wall-clock times vary from run to run)")
+print(f"(pruning moves a layer to the sparse path from density "
+      f"{ts.sparse.density_threshold():.0%} down; wall-clock times vary from run to run)")
 
 # %% [markdown]
 # Read your own numbers, but expect this pattern: the masked-dense path takes about as long
@@ -747,7 +752,7 @@ plt.show()
 
 # %%
 always_black = data.x_train.reshape(n_train, -1).max(axis=0) == 0
-fc1_keep = retrained.get_parameter("fc1.weight").mask.keep
+fc1_keep = dict(retrained.named_masks())["fc1.weight"].keep
 print(f"{always_black.sum()} of 784 pixels are black in every training image")
 print(f"kept fc1 weights: {fc1_keep[:, ~always_black].mean():.1%} of those from the other "
       f"pixels, {fc1_keep[:, always_black].mean():.1%} of those from always-black pixels "
@@ -915,8 +920,9 @@ for round_index, target in enumerate(ts.prune.iterative_targets(0.9, 4), start=1
     ts.prune.prune(trial, target, scope="global")
     ts.fit(trial, data, epochs=1, max_steps=20, lr=RETRAIN_LR, seed=round_index, quiet=True)
     history.append(dict(trial.named_masks()))
+    weights = trial.state_dict()
     for name, mask in history[-1].items():  # retraining left every pruned weight at zero
-        assert np.all(trial.get_parameter(name).data[~mask.keep] == 0), name
+        assert np.all(weights[name][~mask.keep] == 0), name
 for old, new in zip(history, history[1:]):
     assert only_adds_zeros(old, new), "a later round revived a pruned weight"
 

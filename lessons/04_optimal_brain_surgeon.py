@@ -789,11 +789,11 @@ weight_names = ts.prune.prunable_parameters(lenet)  # fc1.weight, fc2.weight, fc
 
 def layer_errors(net):
     errors = {}
+    pruned_weights = net.state_dict()  # dense arrays, zeros where pruned, whatever the layer
     for name in weight_names:
-        p = net.get_parameter(name)
-        pruned_weight = p.data * (p.mask.keep if p.mask is not None else 1)
         errors[name] = relative_error(lenet.get_parameter(name).data.astype(np.float64),
-                                      pruned_weight.astype(np.float64), inputs[name[:-7]])
+                                      pruned_weights[name].astype(np.float64),
+                                      inputs[name[:-7]])
     return errors
 
 
