@@ -589,8 +589,10 @@ print("Exercise 2: all checks passed")
 # %% [markdown]
 # Every row of that gradient sums to zero: $p_n$ and the one-hot row both sum to one. Raising
 # the correct logit and lowering the others are one and the same move. (The $1/T$ you just
-# found is one of the two factors of $1/T$ that make distillation, in lesson 07, multiply its
-# soft-target loss by $T^2$.)
+# found is one of the two factors of $1/T$ that make knowledge distillation multiply its
+# soft-target loss by $T^2$: see
+# [Hinton, Vinyals & Dean 2015](REFERENCES.md#distilling-the-knowledge--hinton-vinyals--dean-2015)
+# and lesson 07, in preparation.)
 #
 # ## Summary
 #

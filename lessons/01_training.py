@@ -15,6 +15,13 @@
 # With the defaults below the notebook runs in about a minute (20 epochs for each network).
 # `TINYSPARSE_FAST=1`, which the tests use, trains for only a few epochs — the accuracies
 # are then lower.
+#
+# **Papers.** [LeCun et al. 1998](REFERENCES.md#lenet-and-mnist--lecun-et-al-1998),
+# [Glorot & Bengio 2010](REFERENCES.md#glorot-initialisation--glorot--bengio-2010),
+# [Kingma & Ba 2015](REFERENCES.md#adam--kingma--ba-2015), [Han et al.
+# 2015](REFERENCES.md#learning-both-weights-and-connections--han-et-al-2015). Each link
+# goes to the lesson's references page, which says what the paper contributes and how far
+# each number quoted here was checked against it.
 
 # %%
 import inspect
@@ -225,7 +232,11 @@ plt.show()
 # the `seconds` column too: LeNet-5 has 4.3 times *fewer* parameters than LeNet-300-100 but
 # is several times slower per epoch. Each convolution weight is used at every position of
 # the image, so LeNet-5 needs about 417K multiply–adds per image against 266K, and its
-# im2col and pooling cost more again in NumPy. Fewer parameters is not the same as less
+# im2col and pooling cost more again in NumPy. (*im2col*, "image to columns", is how
+# tinysparse convolves: it copies every $k \times k$ patch the kernel visits into one column
+# of a matrix, so that a single matrix product with the flattened kernels computes the
+# whole convolution — fast, at the price of copying each pixel up to $k^2$ times. Lesson 09
+# looks inside.) Fewer parameters is not the same as less
 # compute — a theme of lesson 09.
 #
 # ## 4. Test error, beside the papers'
@@ -321,8 +332,9 @@ plt.show()
 # %% [markdown]
 # And the digits it gets wrong, the most confidently wrong first. Some are genuinely
 # ambiguous; others show what a network trained on 4,000 images has not learned yet. (The
-# "probability" is a softmax output — lesson 08 explains why it should not be read as
-# confidence.)
+# "probability" is a softmax output, which should not be read as confidence: networks are
+# overconfident, see [Guo et al. 2017](REFERENCES.md#on-calibration--guo-et-al-2017) and
+# lesson 08, in preparation.)
 
 # %%
 wrong = np.flatnonzero(predictions != data.y_test)

@@ -30,6 +30,12 @@
 # use) trains for 3 epochs and retrains briefly: about a minute, with the MNIST numbers then
 # only a smoke test. The small-network experiments (sections 3 and 4) are the same in both
 # modes.
+#
+# **Papers.** [LeCun, Denker & Solla
+# 1990](REFERENCES.md#optimal-brain-damage--lecun-denker--solla-1990), [Pearlmutter
+# 1994](REFERENCES.md#fast-hessian-vector-products--pearlmutter-1994). Each link goes to
+# the lesson's references page, which says what the paper contributes and how far each
+# number quoted here was checked against it.
 
 # %%
 import inspect
@@ -153,7 +159,8 @@ print(inspect.getsource(ts.prune.obd.predicted_increase))
 # has $f'$. Over a data set the library averages, $h_{kk} = \frac1N\sum_n
 # \partial^2 E_n/\partial w_k^2$: every example gets its own second backward pass.
 #
-# **A sign to watch.** REFERENCES.md, copying the paper, prints the last term as
+# **A sign to watch.** The paper ([LeCun et al. 1990](REFERENCES.md#optimal-brain-damage--lecun-denker--solla-1990))
+# prints the last term as
 # $-f''(a_i)\,\partial E/\partial x_i$. The chain rule above gives $+$. The two agree if the
 # paper's symbol stands for the back-propagated *error* with the opposite sign,
 # $-\partial E/\partial x_i$ — the "target minus output" convention of the early
@@ -201,7 +208,8 @@ print(inspect.getsource(hessian._second_backward_pass))
 #   a_i^2$ back to the inputs;
 # * a `Conv2d` layer shares each kernel weight between every position it visits, and its
 #   $h_{kk}$ is the sum over those positions (LeCun et al.'s rule for shared weights): the
-#   `im2col` columns make that one matrix product, as in the gradient;
+#   `im2col` columns (one column per patch the kernel visits, lesson 01) make that one
+#   matrix product, as in the gradient;
 # * max-pooling routes `h` to the winning input, exactly as it routes `g`.
 #
 # ## 3. Checked against the exact Hessian
@@ -882,7 +890,8 @@ plt.show()
 #
 # ## 6. LeCun et al.'s results beside ours
 #
-# The quoted column is from REFERENCES.md (checked against the paper). Their network was a
+# The quoted column is from our [references page](REFERENCES.md#optimal-brain-damage--lecun-denker--solla-1990)
+# (checked against the paper). Their network was a
 # digit recogniser with 2,578 *free* parameters (shared weights count once); ours are the two
 # networks of this notebook — so compare the shape of the results, not the numbers.
 

@@ -3,6 +3,7 @@ and equals its paired percent-format source (``lessons/NN_name.py``, see
 ``lessons/jupytext.toml``)."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,29 @@ def test_notebook_runs_top_to_bottom_in_fast_mode(path, monkeypatch):
         resources={"metadata": {"path": str(LESSONS)}},
     )
     client.execute(env=dict(os.environ))
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to -."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_to_the_references_page_finds_its_paper():
+    references = LESSONS / "REFERENCES.md"
+    anchors = {_anchor(line.lstrip("#")) for line in references.read_text().splitlines()
+               if line.startswith("#")}
+    linked = {}
+    for source in sorted(LESSONS.glob("[0-9]*.py")) + [references]:
+        for anchor in re.findall(r"REFERENCES\.md#([\w\-]+)|\]\(#([\w\-]+)\)",
+                                 source.read_text()):
+            linked.setdefault("".join(anchor), []).append(source.name)
+    assert linked, "no lesson links to REFERENCES.md"
+    broken = {anchor: files for anchor, files in linked.items() if anchor not in anchors}
+    assert not broken, f"links to headings that do not exist: {broken}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_lesson_that_cites_a_paper_links_it(path):
+    text = path.with_suffix(".py").read_text()
+    if re.search(r"et al\.|[A-Z][a-z]+ & [A-Z][a-z]+", text):
+        assert "REFERENCES.md#" in text, f"{path.name} cites papers but links none"
