@@ -1,17 +1,22 @@
-"""One training step (forward, backward, SGD-with-momentum update) at batch 128.
+"""One training step (forward, backward, optimiser update) at batch 128.
 
-Compares, in one process and interleaved:
+Compares, in one process and interleaved, with SGD with momentum:
 
 * ``tinysparse`` — the framework (autograd graph, modules, optimiser);
 * ``numpy-handwritten`` — a minimal hand-written NumPy forward/backward for the same
   network: the floor any NumPy framework can hope for;
-* ``torch`` — PyTorch on the CPU, when installed.
+* ``torch`` — PyTorch on the CPU, when installed;
+
+and, in the same interleaved rounds, the same step with Adam (``fit``'s default), for
+``tinysparse`` and ``torch`` (records with ``"optimizer": "adam"``).
 
 Then pruned networks (LeNet-300-100 at 90/95/99% sparsity; LeNets with half or three
 quarters of their units removed), against the dense tinysparse step:
 
-* ``tinysparse-sparse`` — masks on, sparse kernels (the automatic path at high sparsity);
-* ``tinysparse-masked-dense`` — masks on, dense BLAS on W ⊙ M (what most libraries do);
+* ``tinysparse-sparse`` — pruned layers on the sparse kernels (SparseLinear: what
+  pruning gives at high sparsity);
+* ``tinysparse-masked-dense`` — the same masks on dense layers, BLAS on W ⊙ M (what most
+  libraries do);
 * ``tinysparse-structured`` — units removed, a smaller dense network;
 * ``tinysparse-dense`` and ``torch`` — the unpruned network.
 
@@ -38,13 +43,16 @@ from tinysparse.benchmarking import (  # noqa: E402
     ratio_table,
     time_interleaved,
 )
+from tinysparse.tables import format_table  # noqa: E402
 
 LR, MOMENTUM = 0.01, 0.9
+ADAM_LR = 1e-3
 
 
 # ---------------------------------------------------------------- tinysparse
-def tinysparse_step(model, x, y):
-    optimizer = ts.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+def tinysparse_step(model, x, y, optimizer="sgd"):
+    optimizer = (ts.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+                 if optimizer == "sgd" else ts.optim.Adam(model.parameters(), lr=ADAM_LR))
 
     def step():
         loss = ts.autograd.cross_entropy(model(x), y)
@@ -166,7 +174,7 @@ def sgd_momentum(params, velocity, grads):
 
 
 # ---------------------------------------------------------------- PyTorch
-def torch_step(model_name, weights, x, y):
+def torch_step(model_name, weights, x, y, optimizer="sgd"):
     import torch
 
     layers = {
@@ -183,7 +191,8 @@ def torch_step(model_name, weights, x, y):
     with torch.no_grad():
         for p, w in zip(model.parameters(), weights):
             p.copy_(torch.from_numpy(w))
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    optimizer = (torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+                 if optimizer == "sgd" else torch.optim.Adam(model.parameters(), lr=ADAM_LR))
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -205,17 +214,6 @@ def torch_available() -> bool:
 
 
 # ---------------------------------------------------------------- pruned networks
-def with_threshold(step, density):
-    """Run ``step`` with the dense/sparse switch set to ``density``."""
-    from tinysparse.sparse import density_threshold_set
-
-    def run():
-        with density_threshold_set(density):
-            step()
-
-    return run
-
-
 def pruned_cases(batch, repeats, use_torch, seed=0):
     from tinysparse.prune import prune, shrink, structured_prune
 
@@ -226,12 +224,12 @@ def pruned_cases(batch, repeats, use_torch, seed=0):
     for sparsity in (0.9, 0.95, 0.99):
         sparse = ts.build_model("lenet300", seed=seed)
         prune(sparse, sparsity)
-        masked = ts.build_model("lenet300", seed=seed)
-        prune(masked, sparsity)
+        masked = ts.nn.to_dense(ts.nn.clone(sparse))  # the same masks, dense kernels
+        ts.nn.to_sparse(sparse, max_density=1.0)
         implementations = {
             "tinysparse-dense": tinysparse_step(dense, x, y),
-            "tinysparse-sparse": with_threshold(tinysparse_step(sparse, x, y), 1.0),
-            "tinysparse-masked-dense": with_threshold(tinysparse_step(masked, x, y), 0.0),
+            "tinysparse-sparse": tinysparse_step(sparse, x, y),
+            "tinysparse-masked-dense": tinysparse_step(masked, x, y),
         }
         if use_torch and torch_available():
             implementations["torch"] = torch_step(
@@ -268,13 +266,33 @@ def run(models=("lenet300", "lenet5"), batch=128, repeats=50, use_torch=True, se
         implementations = {
             "tinysparse": tinysparse_step(model, x, y),
             "numpy-handwritten": lambda h=handwritten: h.step(x, y),
+            "tinysparse-adam": tinysparse_step(ts.build_model(name, seed=seed), x, y, "adam"),
         }
         if use_torch and torch_available():
             implementations["torch"] = torch_step(name, weights, x, y)
+            implementations["torch-adam"] = torch_step(name, weights, x, y, "adam")
         timings = time_interleaved(implementations, repeats=repeats, warmup=5, block=10)
-        records += make_records("train_step", {"model": name, "batch": batch,
-                                               "sparsity": 0.0, "dtype": "float32"}, timings)
+        case = {"model": name, "batch": batch, "sparsity": 0.0, "dtype": "float32"}
+        for optimizer in ("sgd-momentum", "adam"):  # one case per optimiser, timed together
+            chosen = {implementation.removesuffix("-adam"): stats
+                      for implementation, stats in timings.items()
+                      if implementation.endswith("-adam") == (optimizer == "adam")}
+            records += make_records("train_step", {**case, "optimizer": optimizer}, chosen)
     return records
+
+
+def adam_table(records) -> str:
+    """The Adam step beside tinysparse's SGD step (timed in the same rounds)."""
+    rows = []
+    for name in dict.fromkeys(r["model"] for r in records):
+        sgd = next(r["median_seconds"] for r in records if r["model"] == name
+                   and r["optimizer"] == "sgd-momentum" and r["implementation"] == "tinysparse")
+        for r in records:
+            if r["model"] == name and r["optimizer"] == "adam":
+                rows.append([name, r["implementation"], r["median_seconds"] * 1e3,
+                             r["median_seconds"] / sgd])
+    return format_table(rows, ["model", "implementation", "Adam step ms",
+                               "x tinysparse SGD step"], precision=3)
 
 
 def main() -> None:
@@ -286,8 +304,10 @@ def main() -> None:
     parser.add_argument("--dense-only", action="store_true", help="skip the pruned networks")
     args = parser.parse_args()
     records = run(batch=args.batch, repeats=args.repeats, use_torch=not args.no_torch)
+    sgd = [r for r in records if r["optimizer"] == "sgd-momentum"]
     text = (f"training step, batch {args.batch}, SGD with momentum — {machine_description()}\n\n"
-            + ratio_table(records, ["model", "batch"], baseline="numpy-handwritten"))
+            + ratio_table(sgd, ["model", "batch"], baseline="numpy-handwritten")
+            + "\n\nthe same step with Adam (timed in the same rounds)\n\n" + adam_table(records))
     if not args.dense_only:
         pruned = pruned_cases(args.batch, args.repeats, not args.no_torch)
         records += pruned
