@@ -43,8 +43,16 @@ def test_demo_json(capsys):
 
 @pytest.mark.parametrize("argv,expected", [
     (["train", "--model", "resnet"], "choose from 'lenet300', 'lenet5', 'mlp'"),
-    (["train", "--dataset", "cifar"], "choose from 'mnist', 'mnist-5k'"),
-    (["train", "--epochs", "-1"], "expected a positive integer"),
+    (["train", "--dataset", "cifar"], "choose from 'mnist-5k', 'mnist'"),
+    (["train", "--epochs", "-1"], "argument --epochs: expected a positive integer, got '-1'"),
+    (["train", "--epochs", "abc"], "argument --epochs: expected a positive integer, got 'abc'"),
+    (["train", "--lr", "nan"], "argument --lr: expected a positive number, got 'nan'"),
+    (["train", "--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+    (["prune", "--sparsity", "1"], "argument --sparsity: expected a number in [0, 1), got '1'"),
+    (["prune", "--output-sparsity", "5"], "argument --output-sparsity: expected a number in"),
+    (["prune", "--retrain-epochs", "-2"], "argument --retrain-epochs: expected an integer >= 0"),
+    (["lottery", "--controls", "reinit,luck"], "unknown controls ['luck']"),
+    (["lottery", "--rate", "0"], "argument --rate: expected a number in (0, 1), got '0'"),
     (["train", "--hidden", "a,b"], "comma-separated integers"),
     (["frobnicate"], "invalid choice"),
 ])
@@ -95,10 +103,59 @@ def test_prune_second_order_methods(capsys):
     assert code == 0 and "layer_relative_error" in json.loads(out)
 
 
-def test_prune_refuses_full_obs_on_lenet300(capsys):
-    code, _, err = run_cli(capsys, "prune", "--method", "obs", "--scope", "global",
-                           "--epochs", "1", "--schedule", "oneshot", "--quiet")
-    assert code == 1 and "obs-layerwise" in err and "Traceback" not in err
+@pytest.fixture
+def no_training(monkeypatch):
+    """Make any training fail loudly: the checks must come first."""
+    import tinysparse.cli.common
+    import tinysparse.prune.lottery
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started although the arguments were wrong")
+
+    monkeypatch.setattr(tinysparse.cli.common, "fit", refuse)
+    monkeypatch.setattr(tinysparse.cli.demo, "fit", refuse)
+    monkeypatch.setattr(tinysparse.prune.lottery, "fit", refuse)
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["prune", "--method", "obs", "--scope", "global", "--schedule", "oneshot"],
+     "--method obs: full OBS keeps an n x n inverse Hessian: this model has n = 266,610"),
+    (["prune", "--method", "obs", "--scope", "layer"], "--scope: method 'obs' takes scope global"),
+    (["prune", "--method", "obs-layerwise", "--schedule", "iterative"],
+     "--schedule: method 'obs-layerwise' follows schedule oneshot"),
+    (["prune", "--method", "obd", "--hessian", "fisher"],
+     "--hessian: method 'obd' takes one of ['gauss-newton', 'lecun', 'exact']"),
+    (["prune", "--method", "magnitude", "--hessian", "lecun"], "--hessian: method 'magnitude'"),
+    (["prune", "--method", "magnitude", "--damping", "0.1"],
+     "--damping: method 'magnitude' has no Hessian"),
+    (["prune", "--method", "magnitude", "--calibration", "10"],
+     "--calibration feeds a Hessian; --method magnitude needs none"),
+    (["prune", "--method", "obs-layerwise", "--schedule", "oneshot", "--output-sparsity", "0.5"],
+     "--output-sparsity: method 'obs-layerwise' takes per-layer sparsities at all"),
+    (["prune", "--schedule", "gradual", "--retrain-epochs", "0"],
+     "--retrain-epochs: the gradual schedule prunes while training"),
+    (["prune", "--schedule", "oneshot", "--rounds", "3"], "--rounds counts the rounds"),
+    (["train", "--hidden", "5"], "--hidden sets the layers of --model mlp; --model lenet300"),
+    (["lottery", "--model", "lenet5", "--hidden", "5"], "--hidden sets the layers"),
+    (["train", "--save", ""], "--save: path: expected a file name"),
+    (["train", "--save", "/proc/x.npz"], "--save: /proc/x.npz: cannot write in /proc"),
+    (["prune", "--save", "/proc/x.npz"], "--save: /proc/x.npz: cannot write in /proc"),
+])
+def test_arguments_that_do_not_go_together_fail_before_any_training(argv, expected, capsys,
+                                                                    no_training):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--quiet"])
+    _, err = capsys.readouterr()
+    assert exit_info.value.code == 2, err
+    assert expected in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_save_to_a_directory_fails_before_training(tmp_path, capsys, no_training):
+    (tmp_path / "model.npz").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--save", str(tmp_path / "model.npz"), "--quiet"])
+    assert exit_info.value.code == 2
+    assert "is a directory" in capsys.readouterr().err
 
 
 def test_lottery_json(capsys):

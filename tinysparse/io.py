@@ -37,6 +37,14 @@ class ModelFileError(ValueError):
     """The file is missing, corrupt, or not a tinysparse model."""
 
 
+def model_path(path: str | os.PathLike) -> Path:
+    """Where :func:`save` writes ``path``: with ``.npz`` appended if it lacks the suffix."""
+    path = Path(path)
+    if not str(path) or path.name in ("", ".", ".."):
+        raise ValueError(f"path: expected a file name, got {str(path)!r}")
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
 def save(model: Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Save ``model`` (weights, masks, ``model.snapshots``, config) to ``path`` (.npz).
 
@@ -50,9 +58,7 @@ def save(model: Module, path: str | os.PathLike, metadata: dict[str, Any] | None
         JSON-able extra information (e.g. the accuracy it reached), returned by
         :func:`load_metadata`.
     """
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
+    path = model_path(path)
     header = {
         "format": "tinysparse",
         "version": FORMAT_VERSION,

@@ -13,8 +13,11 @@ from tinysparse.data.dataset import (
 from tinysparse.data.idx import parse_idx, read_idx
 from tinysparse.data.mnist import MNIST_FILES, MNIST_MIRRORS, download, fetch_mnist, mnist
 from tinysparse.data.mnist5k import mnist_5k
-from tinysparse.data.storage import DataError, data_dir
+from tinysparse.data.storage import DataError, check_writable, data_dir
 from tinysparse.data.synthetic import linear_teacher, monk1, spirals, xor
+
+#: the datasets of 28x28 digits, which the LeNets and the command line take
+DIGIT_DATASETS = ("mnist-5k", "mnist")
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "mnist": mnist,
@@ -36,8 +39,8 @@ def load_dataset(name: str, **kwargs) -> Dataset:
 
 
 __all__ = [
-    "DATASETS", "DataError", "Dataset", "MNIST_FILES", "MNIST_MIRRORS", "batches", "data_dir",
-    "download", "fetch_mnist", "linear_teacher", "load_dataset", "mnist", "mnist_5k",
-    "monk1", "parse_idx", "read_idx", "spirals", "train_validation_split", "training_examples",
-    "xor",
+    "DATASETS", "DIGIT_DATASETS", "MNIST_FILES", "MNIST_MIRRORS", "DataError", "Dataset",
+    "batches", "check_writable", "data_dir", "download", "fetch_mnist", "linear_teacher",
+    "load_dataset", "mnist", "mnist_5k", "monk1", "parse_idx", "read_idx", "spirals",
+    "train_validation_split", "training_examples", "xor",
 ]

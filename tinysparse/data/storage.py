@@ -39,3 +39,26 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def check_writable(destination: str | os.PathLike) -> Path:
+    """Check that a file can be written at ``destination`` (before hours of work that end
+    in writing it): create and remove a temporary file in the directory it would go to, or
+    in its nearest existing ancestor. Raises OSError naming ``destination``."""
+    destination = Path(destination)
+    if destination.is_dir():
+        raise IsADirectoryError(f"{destination}: is a directory, not a file name")
+    existing = destination.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{destination}: {existing} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=f".{destination.name}.",
+                                     suffix=".check")
+    except OSError as error:
+        raise OSError(f"{destination}: cannot write in {existing} "
+                      f"({error.strerror or error})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return destination

@@ -179,6 +179,7 @@ class LotteryRound:
 def lottery_ticket_experiment(
     data: Dataset,
     model_name: str = "lenet300",
+    model_options: Mapping[str, Any] | None = None,
     rounds: int = 14,
     rate: float = 0.2,
     output_rate: float = 0.1,
@@ -202,6 +203,8 @@ def lottery_ticket_experiment(
         Training split (a ``validation_fraction`` is held out for early stopping) and test.
     model_name : str
         A model of :func:`~tinysparse.nn.build_model` (default LeNet-300-100).
+    model_options : dict, optional
+        More arguments for it (``sizes`` for an ``"mlp"``).
     rounds : int
         Pruning rounds after the dense round 0.
     rate, output_rate : float
@@ -239,7 +242,7 @@ def lottery_ticket_experiment(
                                                batch_size, run_seed, eval_every, on_step)
         return asdict(outcome)
 
-    ticket = build_model(model_name, seed=seed, init=init)
+    ticket = build_model(model_name, seed=seed, init=init, **(model_options or {}))
     names = prunable_parameters(ticket)
     theta_0 = snapshot(ticket, "init")
     rewind_label = "init"

@@ -121,6 +121,22 @@ def inverse_hessian(
     return inverse_fisher(rows, examples, alpha, block)
 
 
+def check_size(model: Module, parameters: Sequence[str] | None = None,
+               max_weights: int = MAX_WEIGHTS) -> int:
+    """The number n of weights full OBS would work on (``parameters``, default all of
+    them); a ValueError when its n x n inverse Hessian would be too large."""
+    shapes = model.state_shapes()
+    names = list(parameters) if parameters is not None else list(shapes)
+    total = sum(int(np.prod(shapes[n])) for n in names)
+    if total > max_weights:
+        raise ValueError(
+            f"full OBS keeps an n x n inverse Hessian: this model has n = {total:,} weights "
+            f"({total * total * 8 / 1e9:.1f} GB), more than the limit of {max_weights:,}. "
+            f"Use the layer-wise method (method='obs-layerwise', tinysparse.prune."
+            f"obs_layerwise_prune), or pass fewer parameters= to compensate with")
+    return total
+
+
 def obs_prune(
     model: Module,
     sparsity: float,
@@ -167,13 +183,7 @@ def obs_prune(
                                                              model.named_parameters()]
     prunable = list(prunable) if prunable is not None else [
         n for n in prunable_parameters(model) if n in names]
-    total = sum(model.get_parameter(n).size for n in names)
-    if total > max_weights:
-        raise ValueError(
-            f"full OBS keeps an n x n inverse Hessian: this model has n = {total:,} weights "
-            f"({total * total * 8 / 1e9:.1f} GB), more than the limit of {max_weights:,}. "
-            f"Use the layer-wise method (method='obs-layerwise', tinysparse.prune."
-            f"obs_layerwise_prune), or pass fewer parameters= to compensate with")
+    total = check_size(model, names, max_weights)
     loss_before = evaluate(model, x, y, loss=loss)["loss"]
 
     weights = flatten_parameters(model, names)

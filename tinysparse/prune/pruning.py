@@ -36,6 +36,7 @@ from tinysparse.prune.hessian import DIAGONAL_KINDS
 from tinysparse.prune.masks import apply_masks, current_masks
 from tinysparse.prune.obd import obd_prune, obd_scores
 from tinysparse.prune.obs import HESSIANS as OBS_HESSIANS
+from tinysparse.prune.obs import check_size as check_obs_size
 from tinysparse.prune.obs import obs_prune
 from tinysparse.prune.obs_layerwise import obs_layerwise_prune
 from tinysparse.prune.scores import magnitude_scores, random_scores
@@ -73,6 +74,8 @@ class PruningMethod:
         Relative damping of its Hessian (None: it takes no damping).
     schedules : tuple of str
         The schedules it can follow.
+    check_model : callable(model), optional
+        Raises when the method cannot work on this model (full OBS: too many weights).
     """
 
     name: str
@@ -85,6 +88,7 @@ class PruningMethod:
     hessians: tuple[str, ...] = ()
     default_damping: float | None = None
     schedules: tuple[str, ...] = SCHEDULES
+    check_model: Callable[[Module], Any] | None = None
 
 
 # ---------------------------------------------------------------- the methods' own steps
@@ -124,7 +128,7 @@ METHODS: dict[str, PruningMethod] = {method.name: method for method in (
     PruningMethod("obs", "Optimal Brain Surgeon over the whole network, survivors "
                   "compensated (Hassibi & Stork 1993)", procedure=_obs_step, needs_data=True,
                   scopes=("global",), override_scopes=(), hessians=OBS_HESSIANS,
-                  default_damping=1e-2),
+                  default_damping=1e-2, check_model=check_obs_size),
     PruningMethod("obs-layerwise", "OBS layer by layer on each layer's inputs (Frantar et "
                   "al. 2022)", procedure=_obs_layerwise_step, needs_data=True,
                   override_scopes=(), hessians=(), default_damping=1e-2,
@@ -143,9 +147,10 @@ def get_method(name: str) -> PruningMethod:
 def check_method_options(
     method: str, scope: str = "layer", schedule: str | None = None,
     hessian: str | None = None, damping: float | None = None,
-    overrides: Mapping[str, float] | None = None,
+    overrides: Mapping[str, float] | None = None, model: Module | None = None,
 ) -> PruningMethod:
-    """Check that ``method`` takes these options, before any work is done; return its row.
+    """Check that ``method`` takes these options (and can work on ``model``, if given),
+    before any work is done; return its row.
 
     Raises a ValueError naming the option and what the method accepts.
     """
@@ -172,6 +177,8 @@ def check_method_options(
         where = (f"with scope {' or '.join(entry.override_scopes)}" if entry.override_scopes
                  else "at all")
         raise ValueError(f"overrides: method {method!r} takes per-layer sparsities {where}")
+    if model is not None and entry.check_model is not None:
+        entry.check_model(model)
     return entry
 
 

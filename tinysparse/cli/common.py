@@ -1,0 +1,171 @@
+"""What every subcommand shares: the parser that errs in one line, argument types that name
+what they expected, the model/data/training options, and printing a table or JSON.
+
+Choices come from the library's own tables (models, datasets, optimisers, pruning
+methods, scopes, schedules, ...): the command line never keeps a second list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from tinysparse.data import DIGIT_DATASETS, load_dataset
+from tinysparse.data.storage import check_writable
+from tinysparse.io import model_path
+from tinysparse.nn import MODELS, build_model
+from tinysparse.optim import OPTIMIZERS
+from tinysparse.train import fit
+
+#: the hidden sizes of ``--model mlp`` when ``--hidden`` is not given (LeNet-300-100's)
+DEFAULT_HIDDEN = (300, 100)
+
+
+class UsageError(ValueError):
+    """Arguments that each parse but do not go together (exit status 2, before any work)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage dump, no traceback)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ---------------------------------------------------------------- argument types
+def _number_type(convert: Callable[[str], Any], accept: Callable[[Any], bool], expected: str):
+    """An argparse type: ``convert`` the text, and refuse it unless ``accept`` — with
+    "expected <expected>, got <text>" (argparse adds the option's name)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _number_type(float, lambda v: v > 0 and v < float("inf"), "a positive number")
+sparsity = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+rate = _number_type(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+
+
+def layer_sizes(text: str) -> list[int]:
+    """``300,100`` -> [300, 100]."""
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") \
+            from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive layer sizes, got {text!r}")
+    return sizes
+
+
+def names_from(choices: Sequence[str], what: str):
+    """An argparse type for a comma-separated list of names from ``choices``."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in names if n not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {what} {unknown}; choose from "
+                                             f"{', '.join(choices)}")
+        return names
+
+    parse.__name__ = f"comma-separated {what}"
+    return parse
+
+
+# ---------------------------------------------------------------- shared options
+def add_model_arguments(parser: argparse.ArgumentParser, models: Sequence[str] = tuple(MODELS)
+                        ) -> None:
+    parser.add_argument("--model", default="lenet300", choices=sorted(models),
+                        help="network to train (default: lenet300)")
+    parser.add_argument("--hidden", type=layer_sizes, default=None,
+                        help=f"hidden layer sizes of --model mlp, e.g. 300,100 (default "
+                             f"{','.join(map(str, DEFAULT_HIDDEN))})")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="mnist-5k", choices=DIGIT_DATASETS,
+                        help="mnist-5k ships with the package (offline); mnist downloads "
+                             "the full 60k/10k set")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, epochs: int = 20) -> None:
+    """The options every command that trains a model shares."""
+    add_model_arguments(parser)
+    add_data_arguments(parser)
+    parser.add_argument("--epochs", type=positive_int, default=epochs)
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
+    add_seed_argument(parser)
+
+
+def add_seed_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seeds weights and batch order (same seed, same numbers)")
+
+
+def add_save_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--save", metavar="PATH", help=f"save the {what} model (.npz)")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+# ---------------------------------------------------------------- checks before any work
+def check_model_arguments(args: argparse.Namespace) -> None:
+    if args.hidden is not None and args.model != "mlp":
+        raise UsageError(f"--hidden sets the layers of --model mlp; --model {args.model} "
+                         f"has fixed layers")
+
+
+def check_save_destination(args: argparse.Namespace) -> None:
+    """``--save``: a file name that can be written, checked before any training."""
+    if args.save is None:
+        return
+    try:
+        args.save = str(check_writable(model_path(args.save)))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--save: {error}") from None
+
+
+# ---------------------------------------------------------------- the work
+def model_from_args(args: argparse.Namespace):
+    if args.model == "mlp":
+        return build_model("mlp", sizes=[784, *(args.hidden or DEFAULT_HIDDEN), 10],
+                           seed=args.seed)
+    return build_model(args.model, seed=args.seed)
+
+
+def load_data(name: str, quiet: bool):
+    return load_dataset(name, **({"progress": not quiet} if name == "mnist" else {}))
+
+
+def train(model, data, args: argparse.Namespace, desc: str):
+    """Train ``model`` on ``data`` with the training options of ``args``."""
+    return fit(model, data, epochs=args.epochs, batch_size=args.batch_size,
+               optimizer=args.optimizer, lr=args.lr, seed=args.seed,
+               quiet=args.quiet or args.json, desc=desc)
+
+
+def emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
+    """Print the JSON object or the human-readable text."""
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(text)
