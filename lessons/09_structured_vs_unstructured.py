@@ -11,17 +11,20 @@
 #
 # 1. count the multiply–adds a pruned LeNet-300-100 saves, then time it: with the pruned
 #    weights simply set to zero (**masked dense**) it is no faster at all;
-# 2. open up the **sparse kernels**: the CSR format built from a mask, the readable NumPy
-#    loops and their compiled Numba twins, and the *feature-major* memory layout that makes
-#    them fast;
+# 2. open up the **sparse kernels**: the CSR format built from a mask, the layer that
+#    stores only its kept weights (`ts.nn.SparseLinear`), the readable NumPy loops and
+#    their compiled Numba twins, and the *feature-major* memory layout that makes them fast;
 # 3. measure the **break-even curve** on your machine: from which sparsity does a sparse
 #    product beat a dense BLAS product — tinysparse's kernels and `scipy.sparse`;
-# 4. time a whole **training step** on the sparse path, and check that it computes the same
+# 4. time a whole **training step** on the sparse path, see where its gradient comes from
+#    and where the optimiser updates the kept weights, and check that it computes the same
 #    losses as the masked dense path and never lets a pruned weight regrow;
 # 5. remove **whole neurons and filters** instead (structured pruning), shrink the network
 #    to a smaller dense one, and compare accuracy and speed with unstructured pruning at
 #    the same number of weights;
-# 6. put our numbers beside the papers' (Wen et al. 2016, Elsen et al. 2020);
+# 6. put our numbers beside the papers'
+#    ([Wen et al. 2016](REFERENCES.md#learning-structured-sparsity--wen-et-al-2016),
+#    [Elsen et al. 2020](REFERENCES.md#fast-sparse-convnets--elsen-et-al-2020));
 # 7. see why tinysparse tells idle BLAS threads to sleep;
 # 8. do three exercises that check themselves.
 #
@@ -36,7 +39,6 @@
 import inspect
 import os
 import time
-from contextlib import contextmanager
 
 import tinysparse as ts  # first: it tells the BLAS threads how to wait, before NumPy loads
 
@@ -53,7 +55,7 @@ from tinysparse.benchmarking import (
     ratio_table,
     time_interleaved,
 )
-from tinysparse.sparse import build_structure, set_density_threshold
+from tinysparse.sparse import build_structure
 from tinysparse.tables import format_table
 
 FAST = os.environ.get("TINYSPARSE_FAST") == "1"
@@ -72,20 +74,25 @@ print(f"machine: {machine_description()}; compiled kernels: {kernels.numba_enabl
 
 
 # %% [markdown]
-# One helper: the switch between the two compute paths of a masked layer is a global
-# setting, `ts.sparse.set_density_threshold` (lesson 02): a layer runs the sparse kernels
-# when its mask keeps at most that fraction of its weights. This context manager sets it
-# for the duration of a `with` block and always restores the default (0.2) afterwards.
+# One helper. A pruned layer runs one of two compute paths, and the path is the layer's
+# **type** (lesson 02): a masked `ts.nn.Linear` (or `Conv2d`) multiplies $W \odot M$ with
+# the dense kernels; its twin `ts.nn.SparseLinear` (or `SparseConv2d`) stores and
+# multiplies the kept weights only. Pruning chooses, once: every method of
+# `ts.prune.prune` ends in `ts.prune.apply_masks`, which replaces each masked layer whose
+# mask keeps at most `ts.sparse.density_threshold()` of its weights (0.2 by default) by
+# its sparse twin, in place, under the same name. Nothing switches later, at forward time.
+#
+# To compare the two paths on *the same* pruned network, we move copies of it by hand:
+# `ts.nn.to_dense` turns every sparse layer back into a masked dense one, and
+# `ts.nn.to_sparse(..., max_density=1.0)` moves every masked layer to the sparse kernels,
+# whatever its density (both work in place and return the model).
 
 # %%
-@contextmanager
-def density_threshold_set_to(density):
-    # 0.0: masked dense everywhere; 1.0: sparse kernels for every masked layer
-    set_density_threshold(density)
-    try:
-        yield
-    finally:
-        set_density_threshold(None)  # back to the default
+def both_paths(pruned_model):
+    # two copies of a pruned network: (every masked layer dense, every masked layer sparse)
+    masked_dense = ts.nn.to_dense(ts.nn.clone(pruned_model))
+    sparse = ts.nn.to_sparse(ts.nn.clone(pruned_model), max_density=1.0)
+    return masked_dense, sparse
 
 
 # %% [markdown]
@@ -121,7 +128,7 @@ assert accuracy300 > 0.85
 pruned = {}
 rows = []
 for sparsity in (0.9, 0.95, 0.99):
-    model = ts.prune.clone(lenet300)
+    model = ts.nn.clone(lenet300)
     ts.prune.prune(model, sparsity)  # magnitude, layer by layer
     pruned[sparsity] = model
     total = ts.metrics.sparsity_report(model).total
@@ -132,39 +139,46 @@ print(format_table(rows, headers=["sparsity", "dense MACs / example",
                                   "sparse MACs / example", "fewer"]))
 
 # %% [markdown]
-# The whole report for the 95% network; the `path` column says which kernels each layer
-# runs by default:
+# The whole report for the 95% network. Its `path` column says what pruning made of each
+# layer: every one keeps 5% of its weights, below the switch point, so each became a
+# `SparseLinear` — `print(model)` shows the same:
 
 # %%
 print(ts.metrics.sparsity_report(pruned[0.95]))
+print(f"switch point: density {ts.sparse.density_threshold()}")
+print(pruned[0.95])
+assert all(isinstance(pruned[0.95].get_submodule(name), ts.nn.SparseLinear)
+           for name in ("fc1", "fc2", "fc3"))
 
 
 # %% [markdown]
-# Now the clock. Each pruned network can run its forward pass two ways (lesson 02):
+# Now the clock. Each pruned network can run its forward pass two ways; `both_paths` makes
+# one copy of it for each:
 #
-# * **masked dense**: compute $W \odot M$ and hand it to the ordinary dense product (BLAS) —
-#   what most pruning libraries do; we force it with a density threshold of 0;
-# * **sparse**: the sparse kernels on the non-zeros only — tinysparse's default at these
-#   sparsities.
+# * **masked dense**: masked `Linear` layers compute $W \odot M$ and hand it to the ordinary
+#   dense product (BLAS) — what most pruning libraries do;
+# * **sparse**: `SparseLinear` layers run the sparse kernels on the kept weights only —
+#   what pruning made of these layers.
 #
 # We time a forward pass over the 1,000 test images with `ts.benchmarking.time_interleaved`,
 # which calls the contenders in turn (dense, masked dense, sparse, dense, …) so that a
 # noisy neighbour slows all of them alike, and reports the median.
 
 # %%
-def forward_pass(model, density=None):
-    # a callable: one forward pass over the 1,000 test images, switch at `density`
+def forward_pass(model):
+    # a callable: one forward pass over the 1,000 test images
     def run():
-        with density_threshold_set_to(density), ts.no_grad():
+        with ts.no_grad():
             model(data.x_test)
     return run
 
 
+on_paths = {sparsity: both_paths(model) for sparsity, model in pruned.items()}
 rows = []
-for sparsity, model in pruned.items():
+for sparsity, (masked_dense, sparse) in on_paths.items():
     timings = time_interleaved({"dense": forward_pass(lenet300),
-                                "masked dense": forward_pass(model, 0.0),
-                                "sparse": forward_pass(model, 1.0)},
+                                "masked dense": forward_pass(masked_dense),
+                                "sparse": forward_pass(sparse)},
                                repeats=REPEATS, warmup=2)
     ms = {name: 1e3 * t["median_seconds"] for name, t in timings.items()}
     rows.append([f"{sparsity:.0%}", f"{ms['dense']:.2f}", f"{ms['masked dense']:.2f}",
@@ -179,12 +193,10 @@ print(f"(this run, on {machine_description()}; medians of {REPEATS} interleaved 
 # differs:
 
 # %%
-for sparsity, model in pruned.items():
+for sparsity, (masked_dense, sparse) in on_paths.items():
     with ts.no_grad():
-        with density_threshold_set_to(0.0):
-            masked_logits = model(data.x_test).data.copy()
-        with density_threshold_set_to(1.0):
-            sparse_logits = model(data.x_test).data
+        masked_logits = masked_dense(data.x_test).data
+        sparse_logits = sparse(data.x_test).data
     difference = np.abs(sparse_logits - masked_logits).max()
     print(f"{sparsity:.0%}: largest difference between the paths' logits {difference:.1e}")
     np.testing.assert_allclose(sparse_logits, masked_logits, rtol=1e-4, atol=1e-5)
@@ -216,11 +228,12 @@ for sparsity, model in pruned.items():
 # * `indptr` — $n_\text{out} + 1$ offsets: row $i$'s non-zeros are
 #   `values[indptr[i]:indptr[i+1]]`, in the columns `indices[indptr[i]:indptr[i+1]]`.
 #
-# In tinysparse the *structure* (`indptr`, `indices`) comes from the mask, once per mask
-# (`ts.sparse.build_structure`, cached on the mask by `structure_of`); the *values* are
-# gathered from the dense weight through `positions`, the flat index of each non-zero in
-# the dense weight, and then kept compact while the layer trains on the sparse path (why,
-# and how `.data` stays current, in section 4). A small example:
+# In tinysparse the *structure* (`indptr`, `indices`) comes from the mask, once, when
+# pruning makes the sparse layer (`ts.sparse.structure_of(mask)`, which hands the mask,
+# viewed as a matrix, to `ts.sparse.build_structure`). The *values* are gathered from the
+# dense weight at that moment, through `positions`, the flat index of each non-zero in the
+# dense weight; from then on they are the layer's parameter, and the dense weight is gone
+# (below, and section 4 for why that is also the fast choice). A small example:
 
 # %%
 keep = np.array([[1, 0, 0, 1],
@@ -243,8 +256,6 @@ assert np.array_equal(structure.to_dense(values), W)
 # Row 1 is empty: `indptr[1] == indptr[2]`. A CSR matrix costs one value and one index
 # per non-zero: with 4-byte floats and 8-byte indices it takes less memory than the dense
 # matrix only below a density of $4/(4+8) = 1/3$ (1/2 with scipy's 4-byte indices).
-# tinysparse does not try to save memory — it keeps the dense weight, which the optimiser
-# updates, and builds the index arrays beside it. It is after speed.
 #
 # ### CSC: the same entries, column by column
 #
@@ -252,7 +263,7 @@ assert np.array_equal(structure.to_dense(values), W)
 # the same entries: `t_indptr` ($n_\text{in} + 1$ offsets), `t_indices` (the row of each
 # entry) and `t_order` (the entry's position in CSR order). The CSC view has no values of
 # its own: entry $k$ of column $j$ reads `values[t_order[k]]`, so both views share one
-# `values` array that the optimiser updates.
+# `values` array — in a layer, its parameter, which the optimiser updates.
 
 # %%
 print("t_indptr  ", structure.t_indptr)
@@ -263,6 +274,62 @@ for j in range(W.shape[1]):
     print(f"column {j}: rows {structure.t_indices[column]}, "
           f"values {values[structure.t_order[column]]}")
 assert np.array_equal(values[structure.t_order], W.T[keep.T])  # column-major order
+
+# %% [markdown]
+# ### The layer: `values` beside `structure`, and nothing else
+#
+# This is what a `SparseLinear` holds. Its weight parameter is `layer.values`: the kept
+# weights in CSR order, one per non-zero of `layer.structure` (built from `layer.mask` by
+# `structure_of` when the layer was made). It is the **only copy** of the weights: there is
+# no dense weight beside it, and `layer.weight` does not exist (the error says what to use
+# instead). When you want to see the matrix, `layer.dense_weight()` scatters `values` into a
+# new dense array, and `model.state_dict()` does the same under the usual name
+# `fc1.weight`, whichever kernels a layer runs. Both are pictures: writing into them
+# changes nothing. The first layer of the 95% network:
+
+# %%
+fc1 = pruned[0.95].fc1
+print(fc1)
+print("its parameters:", {name: p.shape for name, p in fc1.named_parameters()})
+assert fc1.values.shape == (fc1.structure.nnz,) == (fc1.mask.kept,)
+assert fc1.structure.shape == fc1.mask.shape  # a Linear's weight is already a matrix
+try:
+    print(fc1.weight)
+except AttributeError as error:
+    print("fc1.weight ->", error)
+
+picture = fc1.dense_weight()                           # the kept values in their places
+assert np.array_equal(picture, pruned[0.95].state_dict()["fc1.weight"])
+assert np.array_equal(fc1.structure.gather(picture), fc1.values.data)
+assert np.all(picture[~fc1.mask.keep] == 0)
+values_before = fc1.values.data.copy()
+picture[:] = 1.0                                       # writing into the picture ...
+assert np.array_equal(fc1.values.data, values_before)  # ... changes nothing
+print("dense_weight() and state_dict() show values in their places; writing into them "
+      "changes nothing")
+
+# %% [markdown]
+# Storing only the kept weights is not the same as saving memory. Beside `values` (4 bytes
+# per kept weight in float32), the structure holds four arrays of 8-byte indices per
+# non-zero (`indices` and `positions` for the rows, `t_indices` and `t_order` for the
+# columns), and the layer keeps its boolean mask, one byte per weight of the dense matrix.
+# Counted for `fc1`:
+
+# %%
+index_bytes = sum(getattr(fc1.structure, name).nbytes for name in
+                  ("indptr", "indices", "positions", "t_indptr", "t_indices", "t_order"))
+format_bytes = fc1.values.data.nbytes + index_bytes + fc1.mask.keep.nbytes
+dense_bytes = fc1.mask.size * fc1.values.data.itemsize
+print(f"fc1 at density {fc1.mask.density:.2f}: values {fc1.values.data.nbytes:,} B, index "
+      f"arrays {index_bytes:,} B, mask {fc1.mask.keep.nbytes:,} B; {format_bytes:,} B in all, "
+      f"against {dense_bytes:,} B for the dense weight ({format_bytes / dense_bytes:.0%})")
+
+# %% [markdown]
+# At 95% sparsity the sparse layer needs less memory than the dense weight, but nothing
+# like 20 times less: about 36 bytes per kept weight plus one per weight, against 4 per
+# weight, so it only breaks even at a density of $3/36 \approx 8\%$. tinysparse does not
+# try to save memory. It is after speed — and storing the kept weights one after another
+# is, as section 4 measures, also what makes them fast to update.
 
 # %% [markdown]
 # ### The three products of a training step
@@ -330,10 +397,13 @@ for name in ("spmm", "spmm_transposed", "sddmm"):
 #   float rounding, not bit for bit — and still do not depend on the number of threads,
 #   since every output element is summed by one thread in one order.
 #
-# `SparseLinear` (in `tinysparse/sparse/ops.py`) wires the kernels into autograd. Note the
-# last line of `forward`:
+# The layer's `forward` hands its input, `values`, `bias` and `structure` to the op
+# `ts.sparse.sparse_linear`. The op is an autograd `Function` in `tinysparse/sparse/ops.py`
+# — also called `SparseLinear`, but it is the operation, not the layer — which wires the
+# kernels into autograd. Note the last line of its `forward`:
 
 # %%
+print(inspect.getsource(ts.nn.SparseLinear.forward))
 print(inspect.getsource(ts.sparse.ops._feature_major))
 print(inspect.getsource(ts.sparse.ops.SparseLinear.forward))
 
@@ -350,7 +420,7 @@ print(inspect.getsource(ts.sparse.ops.SparseLinear.forward))
 images = data.x_test[:128].reshape(128, -1)
 net = pruned[0.95]
 with ts.no_grad():
-    hidden = net.fc1(ts.Tensor(images))   # sparse path: fc1 keeps 5% of its weights
+    hidden = net.fc1(ts.Tensor(images))   # a SparseLinear: fc1 keeps 5% of its weights
     activated = net.act1(hidden)          # ReLU, an elementwise op
 print(f"fc1 output: shape {hidden.shape}, C-contiguous {hidden.data.flags.c_contiguous}, "
       f"Fortran (feature-major) {hidden.data.flags.f_contiguous}")
@@ -406,8 +476,8 @@ for name, dense_result in dense_results.items():
 # the three products, and three implementations:
 #
 # * `numpy-dense` — the BLAS product, zeros and all (its time does not depend on $s$);
-# * `tinysparse` — the compiled kernels above, on the kept values (which a layer on the
-#   sparse path keeps compact between steps, section 4);
+# * `tinysparse` — the compiled kernels above, on the kept values (the vector a
+#   `SparseLinear` stores as its parameter);
 # * `scipy-csr` — `scipy.sparse` CSR products, if scipy is installed. scipy has no SDDMM,
 #   so for $dW$ we use the usual NumPy substitute: gather the needed rows and take the row
 #   dot products.
@@ -550,11 +620,27 @@ plt.show()
 # point: a parallel kernel waits for its slowest thread, so when another process holds a
 # core, single measurements can be several times too slow.
 #
-# tinysparse switches a layer to the sparse kernels at a density of 0.2 (80% sparsity,
-# `ts.sparse.DEFAULT_DENSITY_THRESHOLD`), the break-even measured on a 2-core machine; if
-# your curve crosses elsewhere, `ts.sparse.set_density_threshold` (or the environment
-# variable `TINYSPARSE_DENSITY_THRESHOLD`) moves the switch.
-#
+# Pruning moves a layer to the sparse kernels when its mask keeps at most 0.2 of its
+# weights (80% sparsity, `ts.sparse.DEFAULT_DENSITY_THRESHOLD`), the break-even measured on
+# a 2-core machine. If your curve crosses elsewhere, `ts.sparse.set_density_threshold(d)`
+# (for one block of code, `with ts.sparse.density_threshold_set(d):`; for a whole run, the
+# environment variable `TINYSPARSE_DENSITY_THRESHOLD`) moves the switch. It decides what
+# the *next* pruning step does; a layer already pruned stays what it is until you move it
+# with `ts.nn.to_sparse` or `ts.nn.to_dense`:
+
+# %%
+with ts.sparse.density_threshold_set(0.05):    # only layers keeping at most 5% go sparse
+    strict = ts.nn.clone(lenet300)
+    ts.prune.prune(strict, 0.9)                # keeps 10% of every layer
+    print("pruned to 90% under a switch at density 0.05:",
+          [row["path"] for row in ts.metrics.sparsity_report(strict).rows])
+    print("the 90% network pruned earlier, unchanged:",
+          [row["path"] for row in ts.metrics.sparsity_report(pruned[0.9]).rows])
+print("back at the default switch", ts.sparse.density_threshold(), "- to_sparse(strict):",
+      [row["path"] for row in ts.metrics.sparsity_report(ts.nn.to_sparse(strict)).rows])
+assert {row["path"] for row in ts.metrics.sparsity_report(strict).rows} == {"sparse"}
+
+# %% [markdown]
 # The full version of this measurement, with more repetitions, the readable reference
 # loops, PyTorch's CSR kernels (`torch.sparse.mm`, `sampled_addmm`) when installed, and a
 # large 4096 × 4096 layer as well, is a script:
@@ -566,17 +652,48 @@ plt.show()
 # ## 4. A whole training step
 #
 # A training step is more than three products: the autograd graph, the activations, the
-# loss, and the optimiser's update — which on the sparse path touches only the kept weights
-# (`Optimizer.update_kept`, lesson 02). The weight gradient stays compact on its way there:
-# `SparseLinear.backward` returns the SDDMM values as a `SparseGradient`, the parameter keeps
-# it so (`Parameter.kept_gradient` hands the values to the optimiser), and only reading
-# `.grad` builds the dense array, zeros and all. `ts.bench.training_records` (what the command
-# `tinysparse bench` runs) times one SGD-with-momentum step of LeNet-300-100 at batch 128,
-# 95% sparse, three ways, interleaved: the unpruned network, the sparse path and the
-# masked dense path.
+# loss, and the optimiser's update. On the sparse path the weight's gradient has the same
+# form as the weight. The op's `backward` returns the SDDMM's result, one number per kept
+# weight, as the gradient of `values`: an ordinary vector of the same length, with no dense
+# array of zeros anywhere. Here is `backward`, and a check on one batch of 128 that this
+# vector is the masked dense layer's gradient, gathered at the kept positions:
 
 # %%
-print(inspect.getsource(ts.optim.SGD.update_kept))
+print(inspect.getsource(ts.sparse.ops.SparseLinear.backward))
+x128, y128 = data.x_train[:128], data.y_train[:128]
+masked_dense, sparse = both_paths(pruned[0.95])
+for net in (masked_dense, sparse):
+    cross_entropy(net(x128), y128).backward()
+gradient = sparse.fc1.values.grad
+dense_gradient = masked_dense.fc1.weight.grad          # zero at every pruned weight
+print(f"fc1.values: shape {sparse.fc1.values.shape}; its gradient: "
+      f"{type(gradient).__name__}, shape {gradient.shape}")
+print(f"largest difference from the dense gradient at the kept positions: "
+      f"{np.abs(gradient - sparse.fc1.structure.gather(dense_gradient)).max():.1e}")
+assert type(gradient) is np.ndarray and gradient.shape == sparse.fc1.values.shape
+np.testing.assert_allclose(gradient, sparse.fc1.structure.gather(dense_gradient),
+                           rtol=1e-4, atol=1e-6)
+assert np.all(dense_gradient[~masked_dense.fc1.weight.mask.keep] == 0)
+
+# %% [markdown]
+# The optimiser then sees ordinary parameters: a `SparseLinear`'s `values`, a dense
+# layer's `weight`, every bias. Each optimiser has **one** update rule, written once over
+# flat arrays in `tinysparse/kernels/optimizers.py` (the NumPy reference; its compiled
+# Numba twin does the same arithmetic in the same order, in one pass, and the tests hold
+# the two equal bit for bit). `Optimizer.step` hands it every parameter alike, so on the
+# sparse path the update touches the kept weights only, because they are all the layer
+# has. SGD's rule, with the momentum the timed step below uses:
+
+# %%
+print(inspect.getsource(ts.kernels.optimizers.sgd_update))
+
+# %% [markdown]
+# `ts.bench.training_records` (what the command `tinysparse bench` runs) times one
+# SGD-with-momentum step of LeNet-300-100 at batch 128, 95% sparse, three ways,
+# interleaved: the unpruned network, the sparse path and the masked dense path (the same
+# pruned network moved with `to_sparse` and `to_dense`, as `both_paths` does).
+
+# %%
 step_records = ts.bench.training_records(sparsity=0.95, repeats=REPEATS)
 print(ratio_table(step_records, ["model", "sparsity"], baseline="dense"))
 print(f"(this run, on {machine_description()})")
@@ -588,95 +705,121 @@ step_ms = {r["implementation"]: 1e3 * r["median_seconds"] for r in step_records}
 # autograd graph — stay the same size, and their share of the time grows as the products
 # get cheaper. The masked dense step is, again, no faster than the unpruned one.
 #
-# There is a second, quieter cost: **the cache**. If the pruned weights lived only in their
-# dense array, the sparse path would reach into it at the kept positions twice a step —
-# gathering the values before the forward pass, and writing the optimiser's update after
-# the backward pass. Timed alone, in a loop, both find the weight in the cache. Inside a
-# training step they do not: between the two, the forward and backward passes stream the
-# activations and the other layers through the cache. Below, the first layer's gather from
-# the dense array and an update of a compact copy of the kept weights (one value per kept
-# weight, side by side), each timed right after reading an unrelated 8 MB array (what a
-# training step does to the cache) and without.
+# There is a second, quieter reason why the sparse layer stores nothing but `values`:
+# **the cache**. Suppose it kept the dense weight as its parameter instead, as the masked
+# dense layer does. Then every step would reach into the dense array at the kept positions
+# twice: gathering the values for the kernels before the forward pass, and writing the
+# updated values back after the optimiser's step. Timed alone, in a loop, both find the
+# weight in the cache. Inside a training step they do not: between the two, the forward and
+# backward passes stream the activations and the other layers through the cache. Below,
+# for a first layer at 95% sparsity, that gather and that write-back, beside what happens
+# instead — the optimiser's rule applied to `values` (the kept weights one after another,
+# what a `SparseLinear` does) and, for scale, to the whole dense weight (what the masked
+# dense layer's optimiser does, before it re-applies the mask). Each is timed right after
+# reading an unrelated 8 MB array (what a training step does to the cache) and without.
 
 # %%
 first = lenet300.fc1.weight.data.copy()       # 300 × 784, float32: 940 kB
 keep95 = np.random.default_rng(0).random(first.shape) >= 0.95
 s95 = build_structure(keep95)
-kept95 = s95.gather(first)                    # the compact copy: 4 bytes per kept weight
-grad95 = np.ones(s95.nnz, dtype=np.float32)
-velocity95 = np.zeros(s95.nnz, dtype=np.float32)
-other = np.ones(2_000_000, dtype=np.float32)   # 8 MB: more than this machine's L2 cache
+kept95 = s95.gather(first)                    # what a SparseLinear stores: 4 bytes a weight
+other = np.ones(2_000_000, dtype=np.float32)  # 8 MB: more than this machine's L2 cache
 f32 = np.float32
 
 
-def update():
-    kernels.sgd_update_kept(kept95, grad95, velocity95, f32(1e-9), f32(0.9), f32(0.0),
-                            False, False)
+def sgd_step_on(weights):
+    # a callable: the optimiser's rule (SGD with momentum) on `weights`, in place
+    gradient, velocity = np.ones_like(weights), np.zeros_like(weights)
+    return lambda: kernels.sgd_update(weights, gradient, velocity, f32(1e-9), f32(0.9),
+                                      f32(0.0), False, False)
 
 
-timings = time_interleaved({
-    "read 8 MB": lambda: other.sum(),
-    "read 8 MB, then gather": lambda: (other.sum(), s95.gather(first)),
-    "read 8 MB, then update": lambda: (other.sum(), update()),
-    "gather, warm": lambda: s95.gather(first),
-    "update, warm": update,
-}, repeats=REPEATS * 10, warmup=3, block=5)
+def write_back():
+    # the updated kept values back into the dense array, at their positions
+    first.reshape(-1)[s95.positions] = kept95
+
+
+cases = {"gather": lambda: s95.gather(first), "write back": write_back,
+         "update values": sgd_step_on(kept95), "update dense": sgd_step_on(first.reshape(-1))}
+timings = time_interleaved({"read 8 MB": lambda: other.sum(),
+                            **{f"read 8 MB, then {name}": (lambda run=run: (other.sum(), run()))
+                               for name, run in cases.items()},
+                            **{f"{name}, warm": run for name, run in cases.items()}},
+                           repeats=REPEATS * 10, warmup=3, block=5)
 flush_us = 1e6 * timings["read 8 MB"]["median_seconds"]
-for name, what in (("gather", "from the dense array"), ("update", "of the compact copy")):
-    cold = 1e6 * timings[f"read 8 MB, then {name}"]["median_seconds"] - flush_us
-    warm = 1e6 * timings[f"{name}, warm"]["median_seconds"]
-    print(f"{name} {what:21s} ({s95.nnz:,} kept weights): warm {warm:5.1f} µs, "
-          f"after the cache was flushed {cold:5.1f} µs")
-
+cold_us = {name: 1e6 * timings[f"read 8 MB, then {name}"]["median_seconds"] - flush_us
+           for name in cases}
+warm_us = {name: 1e6 * timings[f"{name}, warm"]["median_seconds"] for name in cases}
+lines = np.unique(s95.positions // 16)        # 64-byte cache lines holding a kept weight
+print(format_table(
+    [["gather from the dense weight", f"{s95.nnz:,}", f"{warm_us['gather']:.1f}",
+      f"{cold_us['gather']:.1f}"],
+     ["write back into the dense weight", f"{s95.nnz:,}", f"{warm_us['write back']:.1f}",
+      f"{cold_us['write back']:.1f}"],
+     ["SGD update of values (SparseLinear)", f"{s95.nnz:,}",
+      f"{warm_us['update values']:.1f}", f"{cold_us['update values']:.1f}"],
+     ["SGD update of the dense weight", f"{first.size:,}",
+      f"{warm_us['update dense']:.1f}", f"{cold_us['update dense']:.1f}"]],
+    headers=["first layer, 95% sparse", "weights touched", "warm µs", "after flush µs"]))
+print(f"the {s95.nnz:,} kept weights sit in about {len(lines):,} of the dense weight's "
+      f"{first.size // 16:,} cache lines; values fills {kept95.nbytes // 64:,}, in order")
 
 # %% [markdown]
-# On the 2-core machine this lesson was written on, the gather took 12–14 µs warm and
-# 50–64 µs cold, the update of the compact copy 3.4–3.5 µs warm and 26–28 µs cold (an update
-# written into the dense array at the kept positions had cost 17 µs warm and 67 µs cold).
-# Every cache line of the dense weight that holds a kept value — at 95% sparsity about
-# 8,000 of its 14,700 lines of 16 floats — has to come back from main memory, while the
-# compact copy is 47 kB read in order, which the processor prefetches. So on the sparse
-# path tinysparse makes the compact copy the *master*: `Parameter.kept_weights` gathers it
-# once, the kernels read it and the optimiser updates it in place, and the dense array is
-# brought up to date only when someone reads `.data` (which every lesson still does as
-# usual: reading it hands the dense array back as the master, and the next sparse step
-# gathers again).
+# Expect the gather and the write-back to cost more after the flush than warm (the gather
+# several times more), and the two together — what a design that kept the dense weight
+# would pay at every step — to cost several times the update of `values` itself. At 95%
+# sparsity the kept weights are scattered over more than half of the dense weight's cache
+# lines (the last line printed), and every one of those lines has to come back from main
+# memory; `values` holds the same weights in far fewer lines, read in order, which the
+# processor prefetches. So `SparseLinear` keeps no dense weight: the kernels read `values`, the
+# optimiser updates it in place, and the dense matrix is made only when someone asks for a
+# picture (`dense_weight()`, `state_dict()`). The masked dense layer's optimiser, for
+# comparison, streams through the whole dense weight at every step — every weight, the
+# pruned ones too (the last row of the table).
 #
 # ### Same losses, no regrowth
 #
 # Speed is only worth having if the results do not change. We take the trained
 # LeNet-300-100, prune it to 95%, and train two copies of it from the same weights on the
-# same batches — one with every masked layer on the sparse kernels, one on the masked
-# dense path — with SGD, momentum and weight decay (so that the optimiser would move a
-# pruned weight if it could). The losses must agree step by step, up to float rounding,
-# and every pruned weight must still be exactly zero afterwards.
+# same batches — every masked layer on the sparse kernels in one, on the masked dense path
+# in the other (`both_paths`) — with SGD, momentum and weight decay (so that the optimiser
+# would move a pruned weight if it could). The losses must agree step by step, up to float
+# rounding, and every pruned weight must still be exactly zero afterwards.
+#
+# The two copies keep their pruned weights at zero in different ways. On the sparse path
+# there is nothing to keep: a pruned weight has no place in `values`, so no gradient,
+# momentum or weight decay can reach it. On the masked dense path the pruned weights are
+# stored, and `Optimizer.step` applies the mask again, to the weight and to the optimiser's
+# state (momentum, Adam's moments), after every update — the lines under
+# `if p.mask is not None`:
 
 # %%
-def train_steps(model, density, steps, batch=64):
+print(inspect.getsource(ts.optim.Optimizer.step))
+
+
+# %%
+def train_steps(model, steps, batch=64):
     # `steps` SGD steps on the first batches of the training set; the losses
     optimizer = ts.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     losses = []
-    with density_threshold_set_to(density):
-        paths = {layer.compute_path() for layer in model.modules()
-                 if isinstance(layer, ts.nn.Linear)}
-        for step in range(steps):
-            xb = data.x_train[batch * step:batch * (step + 1)]
-            yb = data.y_train[batch * step:batch * (step + 1)]
-            loss = cross_entropy(model(xb), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.data))
-    return np.array(losses), paths
+    for step in range(steps):
+        xb = data.x_train[batch * step:batch * (step + 1)]
+        yb = data.y_train[batch * step:batch * (step + 1)]
+        loss = cross_entropy(model(xb), yb)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.data))
+    return np.array(losses)
 
 
 STEPS = 20 if FAST else 60
-base = ts.prune.clone(lenet300)
+base = ts.nn.clone(lenet300)
 ts.prune.prune(base, 0.95)
-copies = {"sparse": ts.prune.clone(base), "masked dense": ts.prune.clone(base)}
-losses, paths = {}, {}
-losses["sparse"], paths["sparse"] = train_steps(copies["sparse"], 1.0, STEPS)
-losses["masked dense"], paths["masked dense"] = train_steps(copies["masked dense"], 0.0, STEPS)
+copies = dict(zip(("masked dense", "sparse"), both_paths(base)))
+paths = {how: {row["path"] for row in ts.metrics.sparsity_report(model).rows}
+         for how, model in copies.items()}
+losses = {how: train_steps(model, STEPS) for how, model in copies.items()}
 print("layer paths:", paths)
 print("losses, sparse path:      ", losses["sparse"][[0, 1, 2, -1]], "(steps 1, 2, 3, last)")
 print("losses, masked dense path:", losses["masked dense"][[0, 1, 2, -1]])
@@ -685,12 +828,33 @@ print(f"largest relative difference over {STEPS} steps: {relative:.1e}")
 assert paths == {"sparse": {"sparse"}, "masked dense": {"masked-dense"}}
 np.testing.assert_allclose(losses["sparse"], losses["masked dense"], rtol=1e-4)
 
+base_masks = dict(base.named_masks())
 for how, model in copies.items():
+    weights = model.state_dict()  # dense arrays, whichever kernels the layers run
     for name, mask in model.named_masks():
-        assert np.array_equal(mask.keep, base.get_parameter(name).mask.keep), (how, name)
-        assert np.all(model.get_parameter(name).data[~mask.keep] == 0), (how, name)
+        assert np.array_equal(mask.keep, base_masks[name].keep), (how, name)
+        assert np.all(weights[name][~mask.keep] == 0), (how, name)
     assert ts.prune.sparsity_of(model) == ts.prune.sparsity_of(base)
 print("masks unchanged and every pruned weight still exactly zero, on both paths")
+
+# %% [markdown]
+# One consequence of pruning *replacing* layers: an optimiser holds the parameters it was
+# built with. One built before pruning holds the dense layers' weights, which are no longer
+# in the model; rather than silently train nothing, it refuses to step. Build the optimiser
+# after pruning — `ts.fit` builds its own when it starts, which is why every retraining in
+# these lessons just works.
+
+# %%
+model = ts.nn.clone(lenet300)
+too_early = ts.optim.SGD(model.parameters(), lr=0.05)
+ts.prune.prune(model, 0.95)  # fc1, fc2 and fc3 become SparseLinear layers
+cross_entropy(model(x128), y128).backward()
+try:
+    too_early.step()
+except RuntimeError as error:
+    print("RuntimeError:", error)
+else:
+    raise AssertionError("an optimiser built before pruning should refuse to step")
 
 # %% [markdown]
 # ## 5. Structured pruning: remove whole units
@@ -703,12 +867,14 @@ print("masks unchanged and every pruned weight still exactly zero, on both paths
 # ordinary dense kernel runs faster — on any hardware, at any sparsity.
 #
 # `ts.prune.structured_prune(model, fraction)` ranks the units of each hidden layer by the
-# norm of their incoming weights (L1 by default, $\lVert W^{(\ell)}_{i,:} \rVert_1$, as Li
-# et al. 2017 rank filters), and masks the `fraction` with the smallest norms: the unit's
-# row and bias, and the next layer's weights that read it. The output layer keeps all of
-# its units (they are the classes). `ts.prune.shrink(model)` then builds the smaller dense
-# network. For
-# LeNet-300-100 with $h_1$ and $h_2$ hidden units left, the parameters are
+# norm of their incoming weights (L1 by default, $\lVert W^{(\ell)}_{i,:} \rVert_1$, as
+# [Li et al. 2017](REFERENCES.md#pruning-filters--li-et-al-2017) rank filters), and masks
+# the `fraction` with the smallest norms: the unit's row and bias, and the next layer's
+# weights that read it. The output layer keeps all of its units (they are the classes).
+# Its masks stay on the dense layers, whatever their density (no `SparseLinear` here):
+# they are only a step on the way to `ts.prune.shrink(model)`, which reads the dense
+# weights and builds the smaller dense network. For LeNet-300-100 with $h_1$ and $h_2$
+# hidden units left, the parameters are
 #
 # $$
 # \underbrace{784\,h_1 + h_1}_{\texttt{fc1}} + \underbrace{h_1 h_2 + h_2}_{\texttt{fc2}}
@@ -724,7 +890,7 @@ for name, norms in ts.prune.unit_norms(lenet300).items():
           f"{norms.min():.2f} to {norms.max():.2f} (median {np.median(norms):.2f})")
 
 # %%
-masked300 = ts.prune.clone(lenet300)
+masked300 = ts.nn.clone(lenet300)
 masks = ts.prune.structured_prune(masked300, 0.5)  # half of fc1's and of fc2's units
 for name, mask in masks.items():
     print(f"{name:10s} {mask}")
@@ -761,7 +927,7 @@ print(f"LeNet-5: trained {len(history.epochs)} epochs ({history.steps} steps) in
       f"{time.perf_counter() - started:.0f} s, test accuracy {accuracy5:.4f}")
 assert accuracy5 > (0.5 if FAST else 0.9)
 
-masked5 = ts.prune.clone(lenet5)
+masked5 = ts.nn.clone(lenet5)
 ts.prune.structured_prune(masked5, 0.5)
 small5 = ts.prune.shrink(masked5)
 print("units:", ts.prune.unit_counts(masked5), "->", ts.prune.unit_counts(small5))
@@ -784,19 +950,15 @@ np.testing.assert_allclose(small_logits, masked_logits, rtol=1e-4, atol=1e-5)
 # network's step. (A timed step changes the weights, so every timing runs on a copy.)
 
 # %%
-x128, y128 = data.x_train[:128], data.y_train[:128]
-
-
-def training_step(model, density=None):
-    # a callable: one SGD step of `model` on a fixed batch of 128 (switch at `density`)
+def training_step(model):
+    # a callable: one SGD step of `model` on a fixed batch of 128 (x128, y128 of section 4)
     optimizer = ts.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step():
-        with density_threshold_set_to(density):
-            loss = cross_entropy(model(x128), y128)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        loss = cross_entropy(model(x128), y128)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     return step
 
 
@@ -809,10 +971,10 @@ trained = {"LeNet-300-100": lenet300, "LeNet-5": lenet5}
 SWEEP = (0.5, 0.9) if FAST else (0.25, 0.5, 0.75, 0.9)  # fractions of hidden units removed
 sweep = {}
 for model_name, model in trained.items():
-    steps = {0.0: training_step(ts.prune.clone(model))}
+    steps = {0.0: training_step(ts.nn.clone(model))}
     kept_macs = {0.0: 1.0}
     for fraction in SWEEP:
-        masked = ts.prune.clone(model)
+        masked = ts.nn.clone(model)
         ts.prune.structured_prune(masked, fraction)
         small = ts.prune.shrink(masked)
         steps[fraction] = training_step(small)
@@ -865,9 +1027,10 @@ plt.show()
 #
 # retrain both the same way (Adam at the training rate $10^{-3}$, the same batches, the
 # same number of epochs), and time a training step of each — the unstructured network on
-# both of its paths — against the unpruned network. (The unstructured network keeps all
-# its biases, a few hundred parameters more; the dense networks are the ones trained
-# above, without extra epochs.)
+# both of its paths, every masked layer moved by `both_paths` (global pruning leaves each
+# layer its own density, so pruning alone may put some layers on each path) — against the
+# unpruned network. (The unstructured network keeps all its biases, a few hundred
+# parameters more; the dense networks are the ones trained above, without extra epochs.)
 
 # %%
 COMPARE = ({"LeNet-300-100": (0.9,), "LeNet-5": (0.75,)} if FAST  # fractions of units
@@ -881,22 +1044,23 @@ for model_name, fractions in COMPARE.items():
                        "weights": all_weights,
                        "accuracy": ts.evaluate(model, *data.test)["accuracy"]})
     for fraction in fractions:
-        structured = ts.prune.clone(model)
+        structured = ts.nn.clone(model)
         ts.prune.structured_prune(structured, fraction)
         structured = ts.prune.shrink(structured)
         weights = ts.metrics.sparsity_report(structured).total["weights"]
-        unstructured = ts.prune.clone(model)
+        unstructured = ts.nn.clone(model)
         ts.prune.prune(unstructured, 1 - weights / all_weights, scope="global")
         assert sum(mask.kept for _, mask in unstructured.named_masks()) == weights
         before = {"structured": ts.evaluate(structured, *data.test)["accuracy"],
                   "unstructured": ts.evaluate(unstructured, *data.test)["accuracy"]}
         for net in (structured, unstructured):
             ts.fit(net, data, seed=SEED, quiet=True, **RETRAIN)
+        unstructured_masked_dense, unstructured_sparse = both_paths(unstructured)
         timings = time_interleaved({
-            "dense": training_step(ts.prune.clone(model)),
-            "structured": training_step(ts.prune.clone(structured)),
-            "sparse path": training_step(ts.prune.clone(unstructured), 1.0),
-            "masked dense": training_step(ts.prune.clone(unstructured), 0.0),
+            "dense": training_step(ts.nn.clone(model)),
+            "structured": training_step(ts.nn.clone(structured)),
+            "sparse path": training_step(unstructured_sparse),
+            "masked dense": training_step(unstructured_masked_dense),
         }, repeats=REPEATS, warmup=1, block=5)
         speed_up = {k: timings["dense"]["median_seconds"] / t["median_seconds"]
                     for k, t in timings.items()}
@@ -957,34 +1121,24 @@ print(f"\nspeed-ups: training step, batch 128, against the unpruned network; thi
 #
 # ## 6. Beside the papers
 #
-# * **Wen, Wu, Wang, Chen & Li (2016)**, "Learning structured sparsity in deep neural
-#   networks", learn structure with a group-lasso penalty on filters, channels and filter
-#   shapes. Quoted: AlexNet's convolutional layers became **5.1× faster on CPU** (3.1× on
-#   GPU), about **twice the speed-up of unstructured sparsity** at comparable sparsity.
-# * **Elsen, Dukhan, Gale & Simonyan (2020)**, "Fast sparse ConvNets": well-written sparse
-#   kernels *do* make sparse networks faster on CPUs — sparsity is not hopeless, it needs
-#   kernels designed for it.
-# * **The repository's notes** (REFERENCES.md; a 2-core AMD EPYC, float32, $B = 128$,
-#   $W$ 300 × 784): dense BLAS about 0.6 ms; scipy CSR breaks even only near 95% sparsity;
-#   a plain Numba CSR kernel near 80%, and is about 4× faster than dense at 95%, about 11×
-#   at 99%.
+# * **[Wen, Wu, Wang, Chen & Li (2016)](REFERENCES.md#learning-structured-sparsity--wen-et-al-2016)**,
+#   "Learning structured sparsity in deep neural networks", learn structure with a
+#   group-lasso penalty on filters, channels and filter shapes. Quoted: AlexNet's
+#   convolutional layers became **5.1× faster on CPU** (3.1× on GPU), about **twice the
+#   speed-up of unstructured sparsity** at comparable sparsity.
+# * **[Elsen, Dukhan, Gale & Simonyan (2020)](REFERENCES.md#fast-sparse-convnets--elsen-et-al-2020)**,
+#   "Fast sparse ConvNets": well-written sparse kernels *do* make sparse networks faster on
+#   CPUs — sparsity is not hopeless, it needs kernels designed for it.
 #
 # Our numbers, measured in this run (sections 3 and 5), beside them. The comparisons are
 # loose: Wen et al. timed AlexNet's convolutions at inference; we time LeNet training
 # steps, on whatever machine runs this notebook.
 
 # %%
-def found(value):
-    return "never (up to 99%)" if value is None else f"{value:.0%}"
-
-
-dense_forward_ms = 1e3 * np.median([median["forward", s, "numpy-dense"] for s in SPARSITIES])
 lenet5_rows = [r for r in comparison if r["model"] == "LeNet-5" and r["units removed"] == "75%"]
 structured5 = next(r for r in lenet5_rows if r["method"].startswith("structured"))
 unstructured5 = next(r for r in lenet5_rows if r["method"].startswith("unstructured"))
 best_unstructured5 = max(unstructured5["speed-up"], unstructured5["masked dense"])
-scipy_break_even = (found(crossings["forward", "scipy-csr"]) if scipy_sparse is not None
-                    else "scipy not installed")
 rows = [
     ["structured speed-up", "5.1x (AlexNet conv layers, CPU)", "Wen et al. 2016",
      f"{structured5['speed-up']:.1f}x (LeNet-5 training step, 75% of units removed)"],
@@ -995,14 +1149,6 @@ rows = [
      f"training step at 95%: sparse path "
      f"{step_ms['dense'] / step_ms['sparse-path']:.1f}x, masked dense "
      f"{step_ms['dense'] / step_ms['masked-dense-path']:.1f}x (section 4)"],
-    ["dense BLAS, 784->300, B=128", "~0.6 ms", "repository notes", f"{dense_forward_ms:.2f} ms"],
-    ["scipy CSR break-even (forward)", "~95%", "repository notes", scipy_break_even],
-    ["Numba CSR break-even (forward)", "~80%", "repository notes",
-     found(crossings["forward", "tinysparse"])],
-    ["Numba CSR speed-up at 95%", "~4x", "repository notes",
-     f"{1 / ratio['forward', 0.95, 'tinysparse']:.1f}x"],
-    ["Numba CSR speed-up at 99%", "~11x", "repository notes",
-     f"{1 / ratio['forward', 0.99, 'tinysparse']:.1f}x"],
 ]
 print(format_table(rows, headers=["", "quoted", "source", "ours (this run)"]))
 print(f"\nours: measured above on {machine_description()}")
@@ -1118,24 +1264,29 @@ print("Exercise (a): both products agree with the library's reference kernels - 
 # %% [markdown]
 # ## Exercise (b) — count the multiply–adds
 #
-# 1. `macs_fc1`: how many multiply–adds does the first layer of the 95%-sparse
-#    LeNet-300-100 of section 1 (`pruned[0.95]`) do per example, when its kernel skips the
+# 1. `macs_fc1`: how many multiply–adds does the first layer of a LeNet-300-100 pruned to
+#    97% by magnitude (`lenet300_97` below) do per example, when its kernel skips the
 #    zeros?
 # 2. `macs_conv1`: the same for the first layer of a LeNet-5 pruned to 95% by magnitude
 #    (`lenet5_95` below). A convolution uses each kernel weight once per output position;
 #    `conv1` has $5 \times 5$ kernels, stride 1 and padding 2 on $28 \times 28$ images, and
 #    $H_\text{out} = (H + 2p - k)/\text{stride} + 1$.
 #
-# The check compares with `sparse_macs` in `ts.metrics.sparsity_report`.
+# At these sparsities pruning has made both layers sparse ones (`SparseLinear`,
+# `SparseConv2d`): they have no `.weight`, but `layer.mask` says which weights they keep and
+# `layer.values` holds them (section 2). The check compares with `sparse_macs` in
+# `ts.metrics.sparsity_report`.
 
 # %%
-lenet5_95 = ts.prune.clone(lenet5)
+lenet300_97 = ts.nn.clone(lenet300)
+ts.prune.prune(lenet300_97, 0.97)
+lenet5_95 = ts.nn.clone(lenet5)
 ts.prune.prune(lenet5_95, 0.95)
 
 # Exercise (b) — our solution. Try it yourself first!
-macs_fc1 = pruned[0.95].fc1.weight.mask.kept          # one multiply-add per kept weight
+macs_fc1 = lenet300_97.fc1.mask.kept                  # one multiply-add per kept weight
 out_size = (28 + 2 * 2 - 5) // 1 + 1                  # 28: padding 2 keeps the size
-macs_conv1 = lenet5_95.conv1.weight.mask.kept * out_size * out_size
+macs_conv1 = lenet5_95.conv1.mask.kept * out_size * out_size
 
 
 # %%
@@ -1144,7 +1295,7 @@ def report_row(model, layer):
     return next(r for r in ts.metrics.sparsity_report(model).rows if r["layer"] == layer)
 
 
-assert macs_fc1 == report_row(pruned[0.95], "fc1.weight")["sparse_macs"], macs_fc1
+assert macs_fc1 == report_row(lenet300_97, "fc1.weight")["sparse_macs"], macs_fc1
 assert macs_conv1 == report_row(lenet5_95, "conv1.weight")["sparse_macs"], macs_conv1
 print(f"Exercise (b): fc1 {macs_fc1:,} of {784 * 300:,} multiply-adds per example; conv1 "
       f"{macs_conv1:,} of {150 * 28 * 28:,} - all checks passed")
@@ -1160,7 +1311,7 @@ print(f"Exercise (b): fc1 {macs_fc1:,} of {784 * 300:,} multiply-adds per exampl
 # pooling: $5 \times 5$ values per `conv2` filter.
 
 # %%
-shrunk = ts.prune.clone(lenet5)
+shrunk = ts.nn.clone(lenet5)
 ts.prune.structured_prune(shrunk, 0.75)
 shrunk = ts.prune.shrink(shrunk)
 counts = ts.prune.unit_counts(shrunk)
@@ -1189,10 +1340,18 @@ print(f"Exercise (c): {parameters_by_hand:,} parameters, {lenet5.num_parameters(
 #   tinysparse each has a readable NumPy twin (the specification) and a compiled Numba
 #   twin; feature-major activations make their inner loops contiguous, and returning the
 #   transposed view keeps that layout from layer to layer without copies.
+# * The compute path is the layer's **type**, chosen when pruning: a layer whose mask keeps
+#   at most `ts.sparse.density_threshold()` of its weights becomes a `SparseLinear` (or
+#   `SparseConv2d`), and `print(model)` and the sparsity report show it; `ts.nn.to_sparse`
+#   and `ts.nn.to_dense` move layers by hand. A sparse layer's parameter, `values`, is the
+#   only copy of its weights — its gradient is the SDDMM's vector of the same length, and
+#   the optimiser updates it with the same rule as every other parameter. The dense matrix
+#   (`dense_weight()`, `state_dict()`) is a picture, made when asked for.
 # * Each sparse multiply–add costs more than a dense one, so sparse kernels only win past
-#   a **break-even** sparsity — measured in this run for each product; the library switches
-#   at 80% by default. A whole training step gains less than its products, and the sparse
-#   path computes the same losses as the masked dense one, with no pruned weight regrowing.
+#   a **break-even** sparsity — measured in this run for each product; pruning moves a layer
+#   to them from 80% sparsity by default. A whole training step gains less than its
+#   products, and the sparse path computes the same losses as the masked dense one, with no
+#   pruned weight regrowing.
 # * **Structured pruning** (whole neurons and filters, then `shrink`) gives a smaller dense
 #   network: the same function as the masked one, faster at any sparsity roughly in
 #   proportion to what it removes, at some cost in accuracy per weight.

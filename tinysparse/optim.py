@@ -70,8 +70,8 @@ class Optimizer:
                 raise RuntimeError(
                     f"this optimiser updates a parameter that is no longer in the model: "
                     f"pruning replaced its layer by {p.replaced_by}. Build the optimiser "
-                    f"after pruning (fit does), or keep the layers dense while training "
-                    f"with tinysparse.sparse.density_threshold_set(0.0)")
+                    f"after pruning (fit does), or prune inside `with tinysparse.sparse."
+                    f"density_threshold_set(0.0):` to keep the layers dense")
             if p.grad is None:
                 continue
             if not p.data.flags.c_contiguous:  # the rules update flat views of the weights

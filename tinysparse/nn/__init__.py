@@ -21,6 +21,7 @@ from tinysparse.nn.sparse_layers import (
     SparseConv2d,
     SparseLayer,
     SparseLinear,
+    as_dense,
     has_sparse_layers,
     to_dense,
     to_sparse,
@@ -29,6 +30,7 @@ from tinysparse.nn.sparse_layers import (
 __all__ = [
     "ACTIVATIONS", "MODELS", "SPARSE_TWINS", "Conv2d", "Flatten", "Linear", "MaxPool2d",
     "Module", "Parameter", "ReLU", "Reshape", "Sequential", "Sigmoid", "SparseConv2d",
-    "SparseLayer", "SparseLinear", "Tanh", "build_from_spec", "build_model", "clone", "init",
+    "SparseLayer", "SparseLinear", "Tanh", "as_dense", "build_from_spec", "build_model",
+    "clone", "init",
     "has_sparse_layers", "lenet300", "lenet5", "mlp", "to_dense", "to_sparse",
 ]

@@ -152,6 +152,8 @@ class Module:
             yield p
 
     def num_parameters(self) -> int:
+        """How many trainable numbers the model stores (a layer on the sparse kernels
+        counts its kept weights only; ``state_shapes()`` gives the dense sizes)."""
         return sum(p.size for p in self.parameters())
 
     def get_parameter(self, qualified_name: str) -> Parameter:

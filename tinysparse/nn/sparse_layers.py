@@ -29,7 +29,7 @@ import numpy as np
 
 from tinysparse.autograd import Tensor, get_default_dtype
 from tinysparse.nn.layers import Conv2d, Linear
-from tinysparse.nn.module import Module, Parameter
+from tinysparse.nn.module import Module, Parameter, clone
 from tinysparse.sparse import (
     Mask,
     density_threshold,
@@ -48,7 +48,7 @@ class SparseLayer(Module):
 
     def __init__(self, mask: Mask, weight_shape: tuple[int, ...], bias: bool, dtype: Any) -> None:
         super().__init__()
-        mask = mask if isinstance(mask, Mask) else Mask(mask)
+        mask = Mask(mask)  # its own (the dense twin's keeps a float copy for W ⊙ M)
         mask.check_shape(weight_shape, f"the weight of {type(self).__name__}")
         dtype = dtype or get_default_dtype()
         self._masks["weight"] = mask
@@ -287,3 +287,9 @@ def to_dense(model: Module) -> Module:
 def has_sparse_layers(model: Module) -> bool:
     """Whether any layer of ``model`` runs on the sparse kernels."""
     return any(isinstance(m, SparseLayer) for m in model.modules())
+
+
+def as_dense(model: Module) -> Module:
+    """``model`` itself when no layer runs on the sparse kernels, else a dense copy: for
+    code that reads dense weights and must not change the model it was given."""
+    return to_dense(clone(model)) if has_sparse_layers(model) else model

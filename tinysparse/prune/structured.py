@@ -25,7 +25,8 @@ import numpy as np
 from tinysparse.autograd import Tensor, no_grad
 from tinysparse.nn.layers import Conv2d, Flatten, Linear, Reshape, Sequential
 from tinysparse.nn.module import Module, build_from_spec
-from tinysparse.prune.masks import current_masks
+from tinysparse.nn.sparse_layers import as_dense, to_dense
+from tinysparse.prune.masks import apply_masks, current_masks
 from tinysparse.sparse.mask import Mask
 
 CRITERIA = ("l1", "l2")
@@ -46,7 +47,7 @@ def unit_norms(model: Module, criterion: str = "l1") -> dict[str, np.ndarray]:
     weighted layer — the output — is never pruned)."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: unknown {criterion!r}; choose one of {list(CRITERIA)}")
-    layers = _layers(model)
+    layers = _layers(as_dense(model))
     norms = {}
     for index in _weighted(layers)[:-1]:
         name, layer = layers[index]
@@ -103,6 +104,7 @@ def structured_prune(
     dict name -> Mask
         The masks now on the model (rows, biases, and the readers' columns).
     """
+    to_dense(model)  # the units are rows of dense weights; apply_masks moves layers back
     layers = _layers(model)
     norms = unit_norms(model, criterion)
     shapes = _input_shapes(model, input_shape)
@@ -132,9 +134,7 @@ def structured_prune(
         columns = (removed[:, None] * per_unit + np.arange(per_unit)).ravel()
         keep_of(reader, "weight")[:, columns] = False
     masks = {key: Mask(values) for key, values in keep.items()}
-    for key, mask in masks.items():
-        module_name, _, param = key.rpartition(".")
-        model.get_submodule(module_name).set_mask(param, mask)
+    apply_masks(model, masks)
     return masks
 
 
@@ -145,6 +145,7 @@ def shrink(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> Sequentia
     outputs equal the masked model's (up to the order of floating-point sums). Masks inside
     the kept units come along, sliced.
     """
+    model = as_dense(model)
     layers = _layers(model)
     shapes = _input_shapes(model, input_shape)
     weighted = _weighted(layers)
@@ -193,6 +194,6 @@ def shrink(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> Sequentia
 
 def unit_counts(model: Module) -> dict[str, int]:
     """Units (rows/filters) of every Linear/Conv2d layer: handy to show what shrink did."""
-    return {name: layer.weight.shape[0] for name, layer in _layers(model)
+    return {name: layer.weight.shape[0] for name, layer in _layers(as_dense(model))
             if isinstance(layer, Linear | Conv2d)}
 
