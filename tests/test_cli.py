@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+import tinysparse as ts
 from tinysparse.cli import main
 
 
@@ -175,3 +176,32 @@ def test_bench_json(capsys):
     assert code == 0 and result["records"]
     assert {"benchmark", "implementation", "median_seconds"} <= set(result["records"][0])
     assert "train_step_sparse_over_dense" in result["ratios"]
+
+
+def test_a_save_that_fails_after_training_keeps_the_model_and_names_the_path(
+        tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    import tinysparse.cli.common
+
+    monkeypatch.setattr(tinysparse.cli.common, "check_writable", lambda path: path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    code, out, err = run_cli(capsys, "train", "--model", "mlp", "--hidden", "8", "--epochs",
+                             "1", "--save", "/proc/lost.npz", "--json")
+    result = json.loads(out)  # the result is still printed
+    assert code == 1 and "could not write /proc/lost.npz" in err
+    kept = result["saved_to"]
+    assert kept.startswith(str(tmp_path)) and kept in err and "Traceback" not in err
+    model = ts.load(kept)
+    assert ts.evaluate(model, *ts.load_dataset("mnist-5k").test)["accuracy"] == pytest.approx(
+        result["test_accuracy"])
+
+
+def test_a_training_that_ends_worse_says_so_in_its_output(capsys):
+    argv = ["train", "--model", "mlp", "--hidden", "32", "--epochs", "2", "--optimizer",
+            "sgd", "--lr", "30"]
+    code, out, err = run_cli(capsys, *argv, "--json")
+    result = json.loads(out)
+    assert code == 0 and "ended worse than it started" in result["warnings"][0], result
+    code, out, err = run_cli(capsys, *argv, "--quiet")
+    assert "warning: training ended worse" in out and "TrainingWarning" not in err

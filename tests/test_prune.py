@@ -262,3 +262,26 @@ def test_global_magnitude_matches_torch_global_unstructured(torch):
     for layer, name in zip(twin, ["fc1", "fc2", "fc3"]):
         np.testing.assert_array_equal(masks[f"{name}.weight"].keep,
                                       layer.weight_mask.numpy().astype(bool))
+
+
+def test_pruning_refuses_to_empty_a_whole_layer_unless_allowed():
+    model = ts.nn.mlp([6, 5, 3], seed=0, flatten=False)
+    with pytest.raises(ValueError, match=r"every weight of fc1\.weight, fc2\.weight.*"
+                                         r"allow_empty_layers=True"):
+        prune(model, 0.999)
+    assert not dict(model.named_masks())  # nothing was applied
+    prune(model, 0.999, allow_empty_layers=True)
+    rows = {r["layer"]: r for r in sparsity_report(model, input_shape=(6,)).rows}
+    assert rows["fc1.weight"]["nonzero"] == 0 and rows["fc1.weight"]["dead_units"] == 5
+    with pytest.raises(ValueError, match="allow_empty_layers"):
+        ts.prune.apply_masks(ts.nn.mlp([6, 5, 3], seed=0, flatten=False),
+                             {"fc2.weight": np.zeros((3, 5), dtype=bool)})
+
+
+def test_the_sparsity_report_counts_units_left_with_no_input():
+    model = ts.nn.lenet300(seed=0)
+    ts.prune.structured_prune(model, 0.5)  # half the hidden units lose every input weight
+    rows = {r["layer"]: r for r in sparsity_report(model).rows}
+    assert rows["fc1.weight"]["dead_units"] == 150 and rows["fc2.weight"]["dead_units"] == 50
+    assert rows["fc3.weight"]["dead_units"] == 0
+    assert sparsity_report(model).total["dead_units"] == 200

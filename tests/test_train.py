@@ -91,3 +91,38 @@ def test_mse_regression_on_a_linear_teacher(float64):
            quiet=True)
     np.testing.assert_allclose(model.weight.data, data.info["teacher_weight"], atol=0.01)
     assert ts.evaluate(model, *data.test, loss="mse")["loss"] < 1e-3
+
+
+def test_fit_and_evaluate_refuse_what_would_divide_by_zero_or_mean_nothing(mnist5k):
+    model = ts.nn.lenet300(seed=0)
+    data = (mnist5k.x_train[:64], mnist5k.y_train[:64])
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size: expected a positive integer"):
+            ts.fit(model, data, batch_size=bad, quiet=True)
+    with pytest.raises(ValueError, match="epochs: expected a positive integer"):
+        ts.fit(model, data, epochs=0, quiet=True)
+    with pytest.raises(ValueError, match="data: no examples"):
+        ts.fit(model, (np.zeros((0, 784)), np.zeros(0, dtype=int)), quiet=True)
+    with pytest.raises(ValueError, match="64 inputs but 3 targets"):
+        ts.fit(model, (data[0], data[1][:3]), quiet=True)
+    images = mnist5k.x_test[:8].copy()
+    images[3, 0, 5, 5] = np.nan
+    with pytest.raises(ValueError, match="x: 1 of its 6,272 values are NaN or infinite"):
+        model.predict(images)
+    with pytest.raises(ValueError, match="x: 1 of its"):
+        ts.evaluate(model, images, mnist5k.y_test[:8])
+    images[3, 0, 5, 5] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.predict_proba(images)
+
+
+def test_a_run_that_ends_worse_than_it_began_says_so(mnist5k):
+    model = ts.nn.lenet300(seed=0)
+    with pytest.warns(ts.train.TrainingWarning, match="ended worse than it started"):
+        history = ts.fit(model, (mnist5k.x_train[:512], mnist5k.y_train[:512]), epochs=2,
+                         optimizer="sgd", lr=30.0, quiet=True)
+    assert history.train_loss[-1] > history.initial_loss
+    assert history.warnings and "learning rate 30.0" in history.warnings[0]
+    calm = ts.fit(ts.nn.lenet300(seed=0), (mnist5k.x_train[:512], mnist5k.y_train[:512]),
+                  epochs=3, quiet=True)
+    assert calm.warnings == []

@@ -55,9 +55,11 @@ class SparsityReport:
     """Per layer and in total: weights, non-zeros, sparsity, compression, multiply-adds.
 
     ``rows`` holds one dict per prunable weight (``layer``, ``weights``, ``nonzero``,
-    ``sparsity``, ``compression``, ``dense_macs``, ``sparse_macs``, ``path``) and ``total``
-    the sums. Multiply-adds (MACs) are per example: a Linear weight is used once, a
-    convolution kernel once per output position; a pruned weight costs nothing only if
+    ``sparsity``, ``compression``, ``dense_macs``, ``sparse_macs``, ``dead_units``,
+    ``path``) and ``total`` the sums. ``dead_units`` counts the layer's units (rows,
+    filters) left with no non-zero incoming weight: they pass on a constant.
+    Multiply-adds (MACs) are per example: a Linear weight is used once, a convolution
+    kernel once per output position; a pruned weight costs nothing only if
     the kernel skips it. ``path`` says which kernels the layer runs: ``"dense"`` (no mask),
     ``"masked-dense"`` (W ⊙ M through BLAS) or ``"sparse"`` (a
     :class:`~tinysparse.nn.SparseLinear` / :class:`~tinysparse.nn.SparseConv2d`, which
@@ -70,7 +72,7 @@ class SparsityReport:
 
     def table(self) -> str:
         headers = ["layer", "weights", "nonzero", "sparsity", "compression", "dense_macs",
-                   "sparse_macs", "path"]
+                   "sparse_macs", "dead_units", "path"]
         rows = [{**r, "compression": f"{r['compression']:.1f}x"} for r in self.rows]
         total = {**self.total, "compression": f"{self.total['compression']:.1f}x"}
         return format_table([*rows, total], headers, precision=4) + (
@@ -89,13 +91,14 @@ def sparsity_report(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> 
     report = SparsityReport()
     for module_name, module in model.named_modules():
         if isinstance(module, SparseLayer):
-            size, values, path = module.mask.size, module.values.data, "sparse"
+            weight, path = module.dense_weight(), "sparse"
         elif isinstance(module, Linear | Conv2d):
-            size, values = module.weight.size, module.weight.data
+            weight = module.weight.data
             path = "masked-dense" if "weight" in module._masks else "dense"
         else:
             continue
-        nonzero = int(np.count_nonzero(values))
+        size, nonzero = weight.size, int(np.count_nonzero(weight))
+        dead = int(np.count_nonzero(~weight.reshape(len(weight), -1).any(axis=1)))
         uses = positions.get(module_name)
         report.rows.append({
             "layer": f"{module_name}.weight" if module_name else "weight",
@@ -105,6 +108,7 @@ def sparsity_report(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> 
             "compression": size / max(nonzero, 1),
             "dense_macs": None if uses is None else size * uses,
             "sparse_macs": None if uses is None else nonzero * uses,
+            "dead_units": dead,
             "path": path,
         })
         if module.bias is not None:
@@ -120,6 +124,7 @@ def sparsity_report(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> 
         "compression": weights / max(nonzero, 1),
         "dense_macs": sum(r["dense_macs"] for r in report.rows) if known else None,
         "sparse_macs": sum(r["sparse_macs"] for r in report.rows) if known else None,
+        "dead_units": sum(r["dead_units"] for r in report.rows),
         "path": "",
     }
     return report

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,8 +19,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinysparse.autograd import Tensor, cross_entropy, mse_loss, no_grad
-from tinysparse.data.dataset import Dataset, batches, train_validation_split
-from tinysparse.nn.module import Module
+from tinysparse.data.dataset import Dataset, batches, train_validation_split, training_examples
+from tinysparse.nn.module import Module, check_finite_inputs
 from tinysparse.optim import Optimizer, make_optimizer
 
 LossFunction = Callable[[Tensor, np.ndarray], Tensor]
@@ -34,6 +35,12 @@ class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite."""
 
 
+class TrainingWarning(UserWarning):
+    """Training ended worse than it started: the last epoch's mean loss is above the loss
+    of the very first batch, before any update, by more than twice the spread of the last
+    epoch's batch losses."""
+
+
 @dataclass
 class History:
     """What happened during :func:`fit`.
@@ -42,6 +49,8 @@ class History:
     ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``seconds``); ``evaluations`` one
     per validation pass (``step``, ``val_loss``, ``val_accuracy``). ``best_step`` is the
     step with the lowest validation loss (the early-stopping iteration).
+    ``initial_loss`` is the loss of the first batch, before any update; ``warnings`` says
+    what went wrong without stopping the run (the loss ending above where it began).
     """
 
     epochs: list[dict[str, Any]] = field(default_factory=list)
@@ -51,6 +60,8 @@ class History:
     best_val_accuracy: float | None = None
     stopped_early: bool = False
     steps: int = 0
+    initial_loss: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def column(self, key: str) -> list[Any]:
         """One value per epoch, e.g. ``history.column("train_loss")``."""
@@ -107,6 +118,11 @@ def evaluate(
     loss_fn = _loss_function(loss)
     if len(x) == 0:
         raise ValueError("evaluate: got an empty dataset")
+    if len(x) != len(y):
+        raise ValueError(f"evaluate: {len(x)} inputs but {len(y)} targets")
+    x = check_finite_inputs(x, "x")
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
@@ -179,14 +195,15 @@ def fit(
     TrainingDiverged
         When the loss becomes NaN or infinite.
     """
-    x, y = data.train if isinstance(data, Dataset) else data
+    x, y = training_examples(data)
     if validation_split:
         (x, y), validation = train_validation_split(x, y, validation_split, seed)
     if (patience is not None or restore_best) and validation is None:
         raise ValueError("patience/restore_best: early stopping needs validation data "
                          "(pass validation= or validation_split=)")
-    if epochs < 1:
-        raise ValueError(f"epochs: expected a positive integer, got {epochs}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     if isinstance(optimizer, str):
         optimizer = make_optimizer(optimizer, model.parameters(), lr)
     loss_fn = _loss_function(loss)
@@ -213,6 +230,7 @@ def fit(
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             loss_sum, correct, seen = 0.0, 0, 0
+            batch_losses: list[float] = []
             improved_before = history.best_val_loss
             for xb, yb in batches(x, y, batch_size, shuffle=True, rng=rng):
                 output = model(xb)
@@ -224,11 +242,14 @@ def fit(
                         f"{history.steps + 1} (learning rate {optimizer.lr}). Try a smaller "
                         f"learning rate, or check the inputs for NaN/inf values."
                     )
+                if history.initial_loss is None:
+                    history.initial_loss = value
                 optimizer.zero_grad()
                 batch_loss.backward()
                 optimizer.step()
                 history.steps += 1
                 loss_sum += value * len(xb)
+                batch_losses.append(value)
                 correct += _correct(output.data, yb)
                 seen += len(xb)
                 bar.update(1)
@@ -268,4 +289,14 @@ def fit(
                         break
     if best_state is not None:  # the weights of the early-stopping iteration
         model.load_state_dict(best_state)
+    last = history.epochs[-1]["train_loss"]
+    # One batch's loss scatters around the epoch's mean by about the spread of the batch
+    # losses, so only a rise of more than twice that spread is a rise.
+    spread = float(np.std(batch_losses, ddof=1)) if len(batch_losses) > 1 else 0.0
+    if last > history.initial_loss + 2 * spread:
+        message = (f"training ended worse than it started: the last epoch's mean loss "
+                   f"{last:.4g} is above the first batch's {history.initial_loss:.4g}, before "
+                   f"any update (learning rate {optimizer.lr}: too large? too few steps?)")
+        history.warnings.append(message)
+        warnings.warn(message, TrainingWarning, stacklevel=2)
     return history

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+import tempfile
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from tinysparse.data import DIGIT_DATASETS, load_dataset
 from tinysparse.data.storage import check_writable
-from tinysparse.io import model_path
+from tinysparse.io import model_path, save
 from tinysparse.nn import MODELS, build_model
 from tinysparse.optim import OPTIMIZERS
-from tinysparse.train import fit
+from tinysparse.train import TrainingWarning, fit
 
 #: the hidden sizes of ``--model mlp`` when ``--hidden`` is not given (LeNet-300-100's)
 DEFAULT_HIDDEN = (300, 100)
@@ -144,6 +149,29 @@ def check_save_destination(args: argparse.Namespace) -> None:
         raise UsageError(f"--save: {error}") from None
 
 
+def save_or_keep(model, path: str, metadata: dict[str, Any]) -> dict[str, str]:
+    """Save the model to ``path``; if that fails after all (the disk filled up, the
+    directory went away), keep it in a file in the temporary directory rather than lose
+    the training: returns ``saved_to`` and, then, ``save_error`` naming ``path``."""
+    try:
+        return {"saved_to": str(save(model, path, metadata=metadata))}
+    except OSError as error:
+        kept = Path(tempfile.gettempdir()) / f"tinysparse-{os.getpid()}-{Path(path).name}"
+        kept = save(model, kept, metadata=metadata)
+        return {"saved_to": str(kept),
+                "save_error": f"--save: could not write {path} "
+                              f"({error.strerror or error}); the model was kept in {kept}"}
+
+
+def finish(args: argparse.Namespace, result: dict[str, Any], text: str) -> int:
+    """Print the result; a save that failed is an error (exit status 1) after it."""
+    emit(args, result, text)
+    if "save_error" in result:
+        print(f"tinysparse {args.command}: error: {result['save_error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ---------------------------------------------------------------- the work
 def model_from_args(args: argparse.Namespace):
     if args.model == "mlp":
@@ -157,10 +185,18 @@ def load_data(name: str, quiet: bool):
 
 
 def train(model, data, args: argparse.Namespace, desc: str):
-    """Train ``model`` on ``data`` with the training options of ``args``."""
-    return fit(model, data, epochs=args.epochs, batch_size=args.batch_size,
-               optimizer=args.optimizer, lr=args.lr, seed=args.seed,
-               quiet=args.quiet or args.json, desc=desc)
+    """Train ``model`` on ``data`` with the training options of ``args``. A training that
+    ends worse than it began is not stopped: ``history.warnings`` says so, and the
+    command prints it (:func:`warnings_text`), not Python's warning machinery."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingWarning)
+        return fit(model, data, epochs=args.epochs, batch_size=args.batch_size,
+                   optimizer=args.optimizer, lr=args.lr, seed=args.seed,
+                   quiet=args.quiet or args.json, desc=desc)
+
+
+def warnings_text(messages: Sequence[str]) -> str:
+    return "".join(f"\nwarning: {message}" for message in messages)
 
 
 def emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:

@@ -12,16 +12,16 @@ from tinysparse.cli.common import (
     add_training_arguments,
     check_model_arguments,
     check_save_destination,
-    emit,
+    finish,
     load_data,
     model_from_args,
     non_negative_int,
     positive_float,
     positive_int,
+    save_or_keep,
     sparsity,
     train,
 )
-from tinysparse.io import save
 from tinysparse.metrics import sparsity_report
 from tinysparse.prune import (
     METHODS,
@@ -156,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
         **run_.extra,
     }
     if args.save:
-        result["saved_to"] = str(save(model, args.save, metadata={
-            "test_accuracy": run_.test_accuracy, "sparsity": run_.sparsity}))
+        result.update(save_or_keep(model, args.save, {"test_accuracy": run_.test_accuracy,
+                                                      "sparsity": run_.sparsity}))
     text = (
         f"{args.model} on {args.dataset}: {args.method} pruning ({args.scope}, "
         f"{args.schedule}) to {args.sparsity:.0%} sparsity, seed {args.seed}\n\n"
@@ -169,5 +169,4 @@ def run(args: argparse.Namespace) -> int:
         + "\n\n" + report.table()
         + (f"\nsaved to {result['saved_to']}" if args.save else "")
     )
-    emit(args, result, text)
-    return 0
+    return finish(args, result, text)

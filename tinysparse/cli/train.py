@@ -11,12 +11,13 @@ from tinysparse.cli.common import (
     add_training_arguments,
     check_model_arguments,
     check_save_destination,
-    emit,
+    finish,
     load_data,
     model_from_args,
+    save_or_keep,
     train,
+    warnings_text,
 )
-from tinysparse.io import save
 from tinysparse.tables import format_table
 from tinysparse.train import evaluate
 
@@ -56,17 +57,18 @@ def run(args: argparse.Namespace) -> int:
         "history": [{k: r[k] for k in ("epoch", "train_loss", "train_accuracy")}
                     for r in history.epochs],
     }
+    if history.warnings:
+        result["warnings"] = history.warnings
     if args.save:
-        path = save(model, args.save, metadata={"test_accuracy": test["accuracy"],
-                                                "dataset": args.dataset})
-        result["saved_to"] = str(path)
+        result.update(save_or_keep(model, args.save, {"test_accuracy": test["accuracy"],
+                                                      "dataset": args.dataset}))
     rows = [[r["epoch"], r["train_loss"], r["train_accuracy"]] for r in history.epochs]
     text = (
         f"{args.model} on {args.dataset}: {result['parameters']:,} parameters, "
         f"{args.optimizer} lr={args.lr}, batch {args.batch_size}, seed {args.seed}\n\n"
         + format_table(rows, ["epoch", "train loss", "train accuracy"])
         + f"\n\ntest accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f})"
+        + warnings_text(history.warnings)
         + (f"\nsaved to {result['saved_to']}" if args.save else "")
     )
-    emit(args, result, text)
-    return 0
+    return finish(args, result, text)

@@ -50,6 +50,18 @@ class Parameter(Tensor):
         return "Parameter" + super().__repr__()[len("Tensor"):]
 
 
+def check_finite_inputs(x: Any, name: str) -> np.ndarray:
+    """``x`` as an array, or a ValueError naming ``name`` when it holds NaN or infinity."""
+    x = np.asarray(x)
+    if x.dtype.kind in "fc" and not np.all(np.isfinite(x)):
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise ValueError(f"{name}: {bad:,} of its {x.size:,} values are NaN or infinite; "
+                         f"a prediction from them would mean nothing")
+    if x.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: expected numbers, got an array of dtype {x.dtype}")
+    return x
+
+
 class Module:
     """Base class of layers and models.
 
@@ -110,7 +122,14 @@ class Module:
         return get_default_dtype()
 
     def predict_proba(self, x: Any, batch_size: int = 1000) -> np.ndarray:
-        """Class probabilities ``softmax(model(x))`` for a NumPy batch, in evaluation mode."""
+        """Class probabilities ``softmax(model(x))`` for a NumPy batch, in evaluation mode.
+
+        Raises a ValueError for inputs that are not all finite (a NaN image would
+        otherwise be "predicted" as class 0).
+        """
+        x = check_finite_inputs(x, "x")
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
         was_training = self.training
         self.eval()
         try:

@@ -25,19 +25,41 @@ def current_masks(model: Module, names: Sequence[str] | None = None) -> dict[str
     return masks if names is None else {n: masks[n] for n in names if n in masks}
 
 
-def apply_masks(model: Module, masks: Mapping[str, Mask | np.ndarray]) -> None:
+def apply_masks(model: Module, masks: Mapping[str, Mask | np.ndarray],
+                allow_empty_layers: bool = False) -> None:
     """Attach each mask to the layer owning the weight of that name (zeroing what it
     prunes), then move the layers sparse enough for it to the sparse kernels.
 
     Layers already on the sparse kernels come back to their dense twins first (their
     masks can only change there), so the masks may keep anything the dense weights hold.
     Build optimisers after this call: the layers it moves get new parameters.
+
+    A mask that would leave a weight matrix or kernel with no weight at all (the layer
+    then passes nothing on, and training runs on a constant network) is refused unless
+    ``allow_empty_layers``. Units left with no input are allowed: structured pruning
+    makes them on purpose (the sparsity report counts them).
     """
+    check_no_empty_layer(masks, allow_empty_layers)
     to_dense(model)
     for name, mask in masks.items():
         module_name, _, param_name = name.rpartition(".")
         model.get_submodule(module_name).set_mask(param_name, mask)
     to_sparse(model)
+
+
+def check_no_empty_layer(masks: Mapping[str, Mask | np.ndarray],
+                         allow_empty_layers: bool = False) -> None:
+    """A ValueError naming the weights ``masks`` would empty (unless allowed)."""
+    if allow_empty_layers:
+        return
+    empty = [name for name, mask in masks.items()
+             if np.ndim(mask.keep if isinstance(mask, Mask) else mask) > 1
+             and not np.any(mask.keep if isinstance(mask, Mask) else mask)]
+    if empty:
+        raise ValueError(f"pruning would remove every weight of {', '.join(empty)}: the "
+                         f"network could no longer pass anything through. Prune less (or "
+                         f"with scope='layer'), or pass allow_empty_layers=True if you mean "
+                         f"it")
 
 
 def remove_masks(model: Module) -> None:

@@ -78,6 +78,7 @@ def obd_prune(
     model: Module, sparsity: float | Mapping[str, float], data: Any, scope: str = "layer",
     loss: str = "cross_entropy", kind: str = "gauss-newton",
     parameters: Sequence[str] | None = None, batch_size: int = 256,
+    allow_empty_layers: bool = False,
 ) -> DamageReport:
     """Prune ``model`` in place by OBD saliency and compare the predicted loss increase
     (sum of the deleted saliencies) with the one measured on ``data``."""
@@ -88,7 +89,7 @@ def obd_prune(
     previous = current_masks(model, names)
     scores = saliencies(model, (x, y), names, loss, kind, batch_size)
     masks = select_masks(scores, sparsity, scope, previous)
-    apply_masks(model, masks)
+    apply_masks(model, masks, allow_empty_layers)
     after = evaluate(model, x, y, loss=loss)["loss"]
     return DamageReport(predicted_increase(scores, previous, masks), after - before, before,
                         after, masks)

@@ -149,6 +149,7 @@ def obs_prune(
     group_size: int | None = None,
     measure_every: int | None = None,
     max_weights: int = MAX_WEIGHTS,
+    allow_empty_layers: bool = False,
 ) -> SurgeryReport:
     """Prune ``model`` in place with Optimal Brain Surgeon until ``sparsity`` is reached.
 
@@ -224,11 +225,11 @@ def obs_prune(
             inverse, weights, index = compact(inverse, weights, index, alive)
         if measure_every and (len(report.steps) + 1) % measure_every == 0:
             _write(model, names, _expand(weights, index, total), alive, offsets, sizes,
-                   prunable)
+                   prunable, allow_empty_layers)
             step.measured_increase = evaluate(model, x, y, loss=loss)["loss"] - loss_before
         report.steps.append(step)
     report.masks = _write(model, names, _expand(weights, index, total), alive, offsets,
-                          sizes, prunable)
+                          sizes, prunable, allow_empty_layers)
     report.loss_after = evaluate(model, x, y, loss=loss)["loss"]
     report.actual_increase = report.loss_after - loss_before
     return report
@@ -247,12 +248,13 @@ def _expand(alive_weights: np.ndarray, index: np.ndarray, total: int) -> np.ndar
     return weights
 
 
-def _write(model, names, weights, alive, offsets, sizes, prunable) -> dict[str, Mask]:
+def _write(model, names, weights, alive, offsets, sizes, prunable, allow_empty_layers
+           ) -> dict[str, Mask]:
     """Put the compensated weights, then the masks, into the model (the masks may move
     layers to the sparse kernels: the weights go into the dense layers first)."""
     shapes = model.state_shapes()
     masks = {n: Mask(alive[offsets[n]:offsets[n] + sizes[n]].reshape(shapes[n]))
              for n in prunable}
     unflatten_into(model, names, weights)
-    apply_masks(model, masks)
+    apply_masks(model, masks, allow_empty_layers)
     return masks

@@ -184,6 +184,7 @@ def obs_layerwise_prune(
     group_size: int = 1,
     loss: str = "cross_entropy",
     headroom: float = 0.5,
+    allow_empty_layers: bool = False,
 ) -> LayerwiseReport:
     """Prune every Linear/Conv2d weight of ``model`` in place by layer-wise OBS.
 
@@ -256,6 +257,6 @@ def obs_layerwise_prune(
         report.masks[f"{name}.weight"] = mask
         report.layers[f"{name}.weight"] = {"sparsity": mask.sparsity,
                                            "relative_error": error / max(energy, 1e-300)}
-    apply_masks(model, report.masks)
+    apply_masks(model, report.masks, allow_empty_layers)
     report.loss_after = evaluate(model, x, y[:calibration], loss=loss)["loss"]
     return report

@@ -191,6 +191,7 @@ def prune(
     parameters: Sequence[str] | None = None,
     overrides: Mapping[str, float] | None = None,
     include_bias: bool = False,
+    allow_empty_layers: bool = False,
     **score_options: Any,
 ) -> dict[str, Mask]:
     """Prune ``model`` in place to ``sparsity`` by a scoring method; return the new masks.
@@ -211,6 +212,9 @@ def prune(
         Per-weight sparsities that take precedence (e.g. ``{"fc3.weight": 0.45}``).
     include_bias : bool
         Also prune biases (when ``parameters`` is not given).
+    allow_empty_layers : bool
+        Allow a weight to lose every entry (refused by default: see
+        :func:`~tinysparse.prune.masks.apply_masks`).
     **score_options
         Passed to the score function (``seed`` for random, ``data`` for OBD, ...).
     """
@@ -232,7 +236,7 @@ def prune(
                          f"{sorted(own)}")
     scores = entry.scores(model, names, **score_options)
     masks = select_masks(scores, sparsity, scope, current_masks(model, names), overrides)
-    apply_masks(model, masks)
+    apply_masks(model, masks, allow_empty_layers)
     return masks
 
 
@@ -247,6 +251,7 @@ def prune_step(
     damping: float | None = None,
     hessian: str | None = None,
     seed: int = 0,
+    allow_empty_layers: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Prune ``model`` in place to ``sparsity`` with any method; return what it measured.
@@ -255,12 +260,14 @@ def prune_step(
     ``damping`` and ``hessian`` are passed to them (their defaults from :data:`METHODS`
     when None). The result holds ``predicted_increase`` and ``actual_increase`` of the
     mean training loss on those examples (OBD, OBS), the per-layer errors of layer-wise
-    OBS — and nothing for magnitude and random.
+    OBS — and nothing for magnitude and random. ``allow_empty_layers`` as for
+    :func:`prune`.
     """
     entry = check_method_options(method, scope, hessian=hessian, damping=damping,
                                  overrides=overrides)
     if entry.procedure is None:
-        prune(model, sparsity, method=method, scope=scope, overrides=overrides, seed=seed)
+        prune(model, sparsity, method=method, scope=scope, overrides=overrides, seed=seed,
+              allow_empty_layers=allow_empty_layers)
         return {}
     if data is None:
         raise ValueError(f"data: method {method!r} needs training examples for its Hessian")
@@ -271,4 +278,5 @@ def prune_step(
     return entry.procedure(
         model, sparsity, scope, overrides, (x[:calibration], y[:calibration]),
         hessian or (entry.hessians[0] if entry.hessians else None),
-        entry.default_damping if damping is None else damping, calibration, **options)
+        entry.default_damping if damping is None else damping, calibration,
+        allow_empty_layers=allow_empty_layers, **options)

@@ -15,6 +15,7 @@ accuracy before pruning, right after pruning and after retraining.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from tinysparse.prune.masks import layer_sparsities, sparsity_of
 from tinysparse.prune.pruning import check_method_options, prune_step
 from tinysparse.prune.selection import check_sparsity
 from tinysparse.sparse import density_threshold_set
-from tinysparse.train import evaluate, fit
+from tinysparse.train import TrainingWarning, evaluate, fit
 
 
 @dataclass
@@ -98,6 +99,7 @@ def prune_and_retrain(
     seed: int = 0,
     quiet: bool = True,
     dense_test_accuracy: float | None = None,
+    allow_empty_layers: bool = False,
     **method_options: Any,
 ) -> PruneRun:
     """Prune a trained ``model`` to ``sparsity`` following ``schedule``, retraining as it goes.
@@ -127,6 +129,9 @@ def prune_and_retrain(
         Learning rate for retraining (Han et al. retrain at a tenth of the original).
     gradual_frequency : int
         Δt: optimiser steps between two prunes of the gradual schedule.
+    allow_empty_layers : bool
+        Let a weight lose every entry (refused by default, see
+        :func:`~tinysparse.prune.masks.apply_masks`).
     """
     check_method_options(method, scope, schedule, hessian=method_options.get("hessian"),
                          damping=method_options.get("damping"), overrides=overrides)
@@ -147,7 +152,8 @@ def prune_and_retrain(
         layer_overrides = {n: sparsity_at(s, progress, schedule)
                            for n, s in (overrides or {}).items()}
         measured = prune_step(model, target, method=method, scope=scope,
-                              overrides=layer_overrides, data=data, seed=seed, **method_options)
+                              overrides=layer_overrides, data=data, seed=seed,
+                              allow_empty_layers=allow_empty_layers, **method_options)
         for key in ("predicted_increase", "actual_increase"):
             if key in measured:
                 run.extra[key] = run.extra.get(key, 0.0) + measured[key]
@@ -187,7 +193,9 @@ def prune_and_retrain(
         # is updating: the layers stay dense (masked) while it trains, and move to the
         # sparse kernels when it is done.
         to_dense(model)
-        with density_threshold_set(0.0):
+        with density_threshold_set(0.0), warnings.catch_warnings():
+            # pruning while training raises the loss on purpose: not a learning-rate problem
+            warnings.simplefilter("ignore", TrainingWarning)
             fit(model, data, epochs=retrain_epochs, seed=seed, on_step=on_step,
                 desc="gradual pruning", **fit_options)
             finished = run.pruned_test_accuracy is not None

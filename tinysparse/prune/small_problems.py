@@ -120,12 +120,13 @@ def prune_one_at_a_time(model: Module, data: Dataset, method: str,
         before = clone(model)
         if method == "obs":
             obs_prune(model, sparsity, train, parameters=names, prunable=names, hessian=hessian,
-                      loss="mse", damping=damping)
+                      loss="mse", damping=damping, allow_empty_layers=True)
         elif method == "obd":
             obd_prune(model, sparsity, train, scope="global", loss="mse", parameters=names,
-                      kind="gauss-newton" if hessian == "gauss-newton" else "exact")
+                      kind="gauss-newton" if hessian == "gauss-newton" else "exact",
+                      allow_empty_layers=True)
         else:
-            prune(model, sparsity, scope="global", parameters=names)
+            prune(model, sparsity, scope="global", parameters=names, allow_empty_layers=True)
         trajectory.remaining.append(total - round(sparsity_of(model, names) * total))
         trajectory.train_accuracy.append(binary_accuracy(model, x, y))
         trajectory.removed += _removed(before, model)
