@@ -150,3 +150,13 @@ def test_conv2d_per_image_and_whole_batch_products_agree(shape, monkeypatch):
         results[per_image] = [out.data, x.grad, w.grad, b.grad]
     for a, b in zip(results[True], results[False]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_an_op_that_fails_names_itself_and_its_input_shapes():
+    a, b = Tensor(np.ones((2, 3))), Tensor(np.ones(4))
+    with pytest.raises(ValueError, match=r"Add of shapes \(2, 3\), \(4,\): operands could not"):
+        a + b
+    with pytest.raises(ValueError, match=r"MatMul of shapes \(2, 3\), \(4,\)"):
+        a @ b
+    with pytest.raises(ValueError, match=r"Reshape of shapes \(2, 3\): .*cannot reshape"):
+        a.reshape(4, 2)

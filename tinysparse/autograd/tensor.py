@@ -306,7 +306,11 @@ class Function:
         fn = cls()
         tensors = tuple(x if isinstance(x, Tensor) else _to_tensor(x, inputs) for x in inputs)
         out = Tensor.__new__(Tensor)
-        out.data = fn.forward(*[t.data for t in tensors], **options)
+        try:
+            out.data = fn.forward(*[t.data for t in tensors], **options)
+        except ValueError as error:  # e.g. NumPy's broadcasting error: say which op
+            shapes = ", ".join(str(t.shape) for t in tensors)
+            raise ValueError(f"{cls.__name__} of shapes {shapes}: {error}") from error
         out.grad = out.name = out._ctx = None
         out.requires_grad = False
         if _GRAD_ENABLED:
