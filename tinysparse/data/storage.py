@@ -30,6 +30,53 @@ def data_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(root).expanduser()
 
 
+def check_cache_writable(path: str | os.PathLike) -> Path:
+    """Make the folder of the cache file ``path`` and check that a file can be written in it
+    (before a download); raise :class:`DataError` (:func:`unwritable_cache_error`) if not."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".check")
+    except OSError as error:
+        raise unwritable_cache_error(path, error) from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def unwritable_cache_error(path: str | os.PathLike, error: OSError | None = None) -> DataError:
+    """The error for a cache file that cannot be written at ``path`` (``error`` is why): it
+    names the file, what is in the way (a file where a folder should be, or a folder that
+    cannot be written to) and what to do."""
+    path = Path(path)
+    file = file_in_the_way(path)
+    if file is not None:
+        problem = f"{file} is a file, where a folder should be"
+        fix = "move that file away"
+    else:
+        folder = _nearest_existing(path.parent)
+        reason = (error.strerror or str(error)) if error is not None else "not writable"
+        problem = f"cannot write in {folder} ({reason})"
+        fix = f"make {folder} writable"
+    return DataError(
+        f"{path}: cannot write this file of the data cache: {problem}. Either {fix}, or "
+        f"point $TINYSPARSE_DATA (or the root argument) at a folder you can write to."
+    )
+
+
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The file standing where a folder above ``path`` should be (``$TINYSPARSE_DATA`` set
+    to a file, say), or ``None``."""
+    folder = _nearest_existing(Path(path).parent)
+    return None if folder.is_dir() else folder
+
+
+def _nearest_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``destination``; move it into place only on success.
