@@ -3,6 +3,9 @@
 import gzip
 import hashlib
 import http.server
+import os
+import re
+import subprocess
 import threading
 
 import numpy as np
@@ -13,7 +16,9 @@ from tinysparse.data import (
     batches,
     load_dataset,
     mnist,
+    mnist_5k,
     parse_idx,
+    read_idx,
     spirals,
     train_validation_split,
     xor,
@@ -136,6 +141,139 @@ def test_offline_without_cache_says_what_to_do(tmp_path):
 def test_no_download_with_empty_cache(tmp_path):
     with pytest.raises(DataError, match="downloading is turned off"):
         mnist(root=tmp_path, download_missing=False)
+
+
+LABELS = "t10k-labels-idx1-ubyte.gz"
+CORRUPTIONS = {  # what a cached file holds -> what the error must say it is
+    "garbage": (lambda good: b"garbage", "not a gzip file"),
+    "uncompressed": (gzip.decompress, "not gzip-compressed: an uncompressed IDX file"),
+    "truncated": (lambda good: good[:-10], "damaged gzip file"),
+    "wrong IDX magic": (lambda good: gzip.compress(b"\x01\x02\x08\x01" + bytes(8)),
+                        "something else than IDX data .*first two bytes must be zero"),
+    "another IDX file": (lambda good: gzip.compress(idx_bytes(np.zeros(5, np.uint8))),
+                         r"a readable IDX file of shape \(5,\), but not this one"),
+}
+
+
+@pytest.mark.parametrize("download_missing", [True, False], ids=["offline", "no-download"])
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_a_bad_cached_file_is_named_with_the_check_it_failed(mirror, tmp_path, corruption,
+                                                             download_missing):
+    mnist(root=tmp_path, mirrors=[mirror.url + "/good/"], files=mirror.md5s, progress=False)
+    cached = tmp_path / "mnist" / LABELS
+    corrupt, description = CORRUPTIONS[corruption]
+    cached.write_bytes(corrupt(cached.read_bytes()))
+    bad = cached.read_bytes()
+    with pytest.raises(DataError) as error:
+        mnist(root=tmp_path, mirrors=["http://127.0.0.1:9/"], files=mirror.md5s,
+              progress=False, download_missing=download_missing)
+    message = str(error.value)
+    assert f"{cached} fails its check" in message
+    assert f"expected {mirror.md5s[LABELS]}" in message  # the MD5 mismatch
+    assert re.search(description, message), message
+    assert "Delete it" in message and f"copy a good {LABELS} over it" in message
+    assert "not in the cache" not in message
+    assert cached.read_bytes() == bad  # left for the user to look at
+
+
+def test_a_file_that_passed_its_md5_but_is_no_idx_says_what_to_do(tmp_path):
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(b"\x01\x02\x08\x01"))
+    with pytest.raises(DataError, match="first two bytes.*delete it to download it again"):
+        read_idx(path)
+    path.write_bytes(gzip.compress(idx_bytes(np.zeros(5, np.uint8)))[:-12])
+    with pytest.raises(DataError, match="cannot read the file.*copy a good one over it"):
+        read_idx(path)
+
+
+# ---------------------------------------------------------------- caches that cannot be written
+
+
+@pytest.fixture
+def read_only():
+    """``read_only(folder)``: no file can be created in ``folder`` any more (chmod 555, or
+    chattr +i where root ignores modes) until the test ends."""
+    undo = []
+
+    def make_read_only(folder):
+        os.chmod(folder, 0o555)
+        undo.append(lambda: os.chmod(folder, 0o755))
+        if os.access(folder, os.W_OK):  # root
+            if subprocess.run(["chattr", "+i", folder], capture_output=True).returncode != 0:
+                pytest.skip("cannot make a folder read-only here (root, and no chattr +i)")
+            undo.append(lambda: subprocess.run(["chattr", "-i", folder], check=True))
+        return folder
+
+    yield make_read_only
+    for step in reversed(undo):
+        step()
+
+
+@pytest.fixture(params=["a file", "a file above it"])
+def data_dir_that_is_a_file(request, tmp_path, monkeypatch):
+    """$TINYSPARSE_DATA pointing at a file, or at a folder below a file."""
+    file = tmp_path / "not-a-folder"
+    file.write_text("")
+    monkeypatch.setenv("TINYSPARSE_DATA", str(file if request.param == "a file" else
+                                              file / "data"))
+    return file
+
+
+def test_mnist_into_a_data_dir_that_is_a_file(mirror, data_dir_that_is_a_file):
+    with pytest.raises(DataError) as error:
+        mnist(mirrors=[mirror.url + "/good/"], files=mirror.md5s, progress=False)
+    message = str(error.value)
+    assert f"{data_dir_that_is_a_file} is a file, where a folder should be" in message
+    assert "$TINYSPARSE_DATA" in message
+    assert mirror.requests == []  # refused before downloading
+
+
+def test_mnist_5k_with_a_data_dir_that_is_a_file(data_dir_that_is_a_file):
+    with pytest.raises(DataError) as error:
+        mnist_5k()
+    assert f"{data_dir_that_is_a_file} is a file, where a folder should be" in str(error.value)
+    assert "$TINYSPARSE_DATA" in str(error.value)
+
+
+@pytest.mark.parametrize("where", ["read-only folder", "/proc"])
+def test_mnist_into_a_folder_that_cannot_be_written(mirror, tmp_path, read_only, where):
+    if where == "/proc" and not os.path.isdir("/proc"):
+        pytest.skip("no /proc")
+    root = read_only(tmp_path) if where == "read-only folder" else "/proc/tinysparse-test"
+    with pytest.raises(DataError) as error:
+        mnist(root=root, mirrors=[mirror.url + "/good/"], files=mirror.md5s, progress=False)
+    message = str(error.value)
+    assert f"{root}/mnist/" in message and "cannot write in" in message
+    assert "writable" in message and "$TINYSPARSE_DATA" in message
+    assert mirror.requests == []
+
+
+def test_a_bad_cached_file_in_a_read_only_folder(mirror, tmp_path, read_only):
+    mnist(root=tmp_path, mirrors=[mirror.url + "/good/"], files=mirror.md5s, progress=False)
+    (tmp_path / "mnist" / LABELS).write_bytes(b"garbage")
+    read_only(tmp_path / "mnist")
+    with pytest.raises(DataError) as error:
+        mnist(root=tmp_path, mirrors=[mirror.url + "/good/"], files=mirror.md5s, progress=False)
+    message = str(error.value)
+    assert f"{tmp_path / 'mnist' / LABELS} fails its check: it is not a gzip file" in message
+    assert f"cannot write in {tmp_path / 'mnist'}" in message
+
+
+def test_mnist_from_a_read_only_folder_that_holds_it(mirror, tmp_path, read_only):
+    mnist(root=tmp_path, mirrors=[mirror.url + "/good/"], files=mirror.md5s, progress=False)
+    read_only(tmp_path / "mnist")  # reading needs no writing
+    data = mnist(root=tmp_path, mirrors=[], files=mirror.md5s, progress=False)
+    assert len(data.y_train) == 20
+
+
+@pytest.mark.parametrize("corrupt_cache", [False, True], ids=["no cache", "corrupt cache"])
+def test_mnist_5k_in_a_read_only_folder_works_and_says_it_cannot_cache(
+        tmp_path, read_only, mnist5k, corrupt_cache):
+    if corrupt_cache:
+        (tmp_path / "mnist-5k.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(RuntimeWarning, match="mnist-5k.npz: cannot write.*parsed again"):
+        data = mnist_5k(root=read_only(tmp_path))
+    np.testing.assert_array_equal(data.x_test, mnist5k.x_test)
 
 
 # ---------------------------------------------------------------- IDX

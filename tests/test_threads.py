@@ -1,4 +1,11 @@
-"""Thread settings: tinysparse adds its defaults before NumPy loads, never overriding yours."""
+"""Thread settings: tinysparse adds its defaults before NumPy loads, never overriding yours,
+and warns once, at the user's import line, when NumPy came first."""
+
+import os
+import subprocess
+import sys
+
+import pytest
 
 from tinysparse import threads
 
@@ -19,7 +26,34 @@ def test_a_chosen_openmp_wait_policy_is_left_alone():
 
 
 def test_this_process_got_the_settings():
-    import os
-
     for name in threads.settings_for({}):
         assert name in os.environ  # set by `import tinysparse` in conftest.py (or by you)
+
+
+# ---------------------------------------------------------------- the warning when NumPy came first
+
+WARNING = "numpy was imported before tinysparse"
+KERNEL_CALL = "tinysparse.kernels.relu(__import__('numpy').ones(3))"
+
+
+def run_python(code):
+    """stderr of ``python -W always -c code`` in an environment without the thread settings
+    (this test process has them: conftest.py imported tinysparse)."""
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in threads.SETTINGS and name != "TINYSPARSE_QUIET_THREADS"}
+    result = subprocess.run([sys.executable, "-W", "always", "-c", code], env=environment,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("code", ["import numpy; import tinysparse",
+                                  f"import numpy; import tinysparse; {KERNEL_CALL}"])
+def test_numpy_first_warns_once_at_the_users_import(code):
+    stderr = run_python(code)
+    assert stderr.count(WARNING) == 1, stderr
+    assert stderr.startswith(f"<string>:1: RuntimeWarning: {WARNING}"), stderr
+
+
+def test_tinysparse_first_does_not_warn():
+    assert WARNING not in run_python(f"import tinysparse; import numpy; {KERNEL_CALL}")

@@ -25,8 +25,8 @@ a pool of worker threads. What an idle worker does decides the speed of mixed co
 These variables are read once, when the libraries load, so they must be set *before*
 NumPy is imported. ``import tinysparse`` does this, keeping any value you set yourself
 (and if you set ``OMP_WAIT_POLICY``, tinysparse leaves OpenMP's spinning to you). If
-NumPy was imported first, a warning says so when the compiled kernels first load. Results
-do not change: only how idle threads wait.
+NumPy was imported first, ``import tinysparse`` warns once, pointing at your import line.
+Results do not change: only how idle threads wait.
 """
 
 from __future__ import annotations
@@ -36,9 +36,6 @@ import sys
 import warnings
 
 SETTINGS = {"OPENBLAS_THREAD_TIMEOUT": "4", "GOMP_SPINCOUNT": "10000"}
-
-
-_too_late = False  # True when NumPy loaded before we could set the variables
 
 
 def settings_for(environment: dict[str, str]) -> dict[str, str]:
@@ -51,17 +48,18 @@ def settings_for(environment: dict[str, str]) -> dict[str, str]:
 
 
 def configure() -> None:
-    """Set the thread variables (keeping any the user set) before NumPy loads, and remember
-    whether it was too late for that (NumPy already imported, variables not set)."""
-    global _too_late
+    """Set the thread variables (keeping any the user set) before NumPy loads.
+
+    ``tinysparse/__init__.py`` calls this first thing, so it runs once, at ``import
+    tinysparse``. If NumPy is already imported and a variable is missing, it is too late for
+    OpenBLAS to see it: warn, attributed to the line that imported tinysparse
+    (``stacklevel=3``: this function, ``tinysparse/__init__.py``, then the importer; the
+    warnings module skips the frames of Python's import machinery).
+    """
     missing = settings_for(dict(os.environ))
-    _too_late = "numpy" in sys.modules and bool(missing)
+    too_late = "numpy" in sys.modules and bool(missing)
     os.environ.update(missing)
-
-
-def check_before_numba() -> None:
-    """Warn (once, when the compiled kernels load) if the settings came too late."""
-    if _too_late and os.environ.get("TINYSPARSE_QUIET_THREADS") != "1":
+    if too_late and os.environ.get("TINYSPARSE_QUIET_THREADS") != "1":
         settings = " and ".join(f"{name}={value}" for name, value in SETTINGS.items())
         warnings.warn(
             "numpy was imported before tinysparse, so idle BLAS/OpenMP threads may spin "
@@ -69,5 +67,5 @@ def check_before_numba() -> None:
             f"machines. Import tinysparse first, or set {settings} in the environment "
             "(set TINYSPARSE_QUIET_THREADS=1 to silence this).",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=3,
         )

