@@ -184,3 +184,17 @@ def test_concurrent_saves_of_one_file_do_not_remove_each_others_temporary_files(
         thread.join()
     assert errors == []
     assert [p.name for p in tmp_path.iterdir()] == ["shared.npz"]
+
+
+def test_a_save_that_cannot_write_names_the_destination_not_the_temporary_file(tmp_path):
+    import tinysparse as ts
+
+    blocker = tmp_path / "file"
+    blocker.write_text("in the way")
+    model = ts.nn.mlp([4, 3], flatten=False)
+    with pytest.raises(OSError, match=r"x\.npz: .*file is a file, where a folder should be"):
+        ts.save(model, blocker / "sub" / "x.npz")
+    with pytest.raises(OSError) as error:
+        ts.save(model, "/proc/x.npz")
+    assert "/proc/x.npz: cannot write in /proc" in str(error.value)
+    assert ".part" not in str(error.value)

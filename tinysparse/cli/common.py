@@ -145,8 +145,8 @@ def check_save_destination(args: argparse.Namespace) -> None:
         return
     try:
         args.save = str(check_writable(model_path(args.save)))
-    except (OSError, ValueError) as error:
-        raise UsageError(f"--save: {error}") from None
+    except (OSError, ValueError) as error:  # an OSError's message without "[Errno n]"
+        raise UsageError(f"--save: {getattr(error, 'strerror', None) or error}") from None
 
 
 def save_or_keep(model, path: str, metadata: dict[str, Any]) -> dict[str, str]:

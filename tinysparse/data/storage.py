@@ -36,12 +36,19 @@ def check_cache_writable(path: str | os.PathLike) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".check")
+        try_writing_in(path.parent, path.name)
     except OSError as error:
         raise unwritable_cache_error(path, error) from None
+    return path
+
+
+def try_writing_in(folder: Path, name: str) -> None:
+    """Create and remove a temporary file beside ``name`` in ``folder``: the one sure test
+    that a file can be written there (permissions, read-only mounts, immutable folders,
+    full disks). Raises the OSError that writing would raise."""
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".check")
     os.close(fd)
     os.unlink(probe)
-    return path
 
 
 def unwritable_cache_error(path: str | os.PathLike, error: OSError | None = None) -> DataError:
@@ -94,9 +101,15 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
       holds (a run killed by SIGKILL or a power cut), are removed.
     """
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
     with sigterm_cleans_up():
-        temporary, lock = _create_temporary(destination)
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            temporary, lock = _create_temporary(destination)
+        except OSError as error:  # name the destination, not the hidden temporary file
+            file = file_in_the_way(destination)
+            problem = (f"{file} is a file, where a folder should be" if file is not None
+                       else f"cannot write in {destination.parent} ({error.strerror or error})")
+            raise OSError(error.errno, f"{destination}: {problem}") from None
         try:
             _remove_leftovers(destination, keep=temporary)
             yield temporary
@@ -240,17 +253,13 @@ def check_writable(destination: str | os.PathLike) -> Path:
     destination = Path(destination)
     if destination.is_dir():
         raise IsADirectoryError(f"{destination}: is a directory, not a file name")
-    existing = destination.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = _nearest_existing(destination.parent)
     if not existing.is_dir():
-        raise NotADirectoryError(f"{destination}: {existing} is not a directory")
+        raise NotADirectoryError(f"{destination}: {existing} is a file, where a folder "
+                                 f"should be")
     try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=f".{destination.name}.",
-                                     suffix=".check")
+        try_writing_in(existing, destination.name)
     except OSError as error:
-        raise OSError(f"{destination}: cannot write in {existing} "
-                      f"({error.strerror or error})") from None
-    os.close(fd)
-    os.unlink(probe)
+        raise OSError(error.errno, f"{destination}: cannot write in {existing} "
+                                   f"({error.strerror or error})") from None
     return destination
