@@ -135,6 +135,9 @@ CASES = [
            both(distinct(2, 2, 7, 7))),
     OpCase("flatten", lambda x: A.flatten(x) * 2.0, lambda t, x: t.flatten(x, 1) * 2.0,
            both(normal(2, 3, 2, 2))),
+    # ---- dropout, DropConnect, targeted dropout (frozen masks)
+    # ---- sparse variational dropout (frozen noise) and L0 gates
+    # ---- Ising-dropout
 ]
 
 CASE_IDS = [case.name for case in CASES]
