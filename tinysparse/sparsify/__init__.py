@@ -45,15 +45,28 @@ class SparsifyRun:
 
 
 @dataclass(frozen=True)
+class Option:
+    """One of a method's own options, as ``run`` takes it and the command line shows it
+    (``--<name with dashes>``); ``default`` is the paper's."""
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
 class SparsifyMethod:
-    """One method: its name, a one-line summary (for the CLI's help), and its function."""
+    """One method: its name, a one-line summary (for the CLI's help), its function, and
+    the options ``run`` takes beyond the training ones."""
 
     name: str
     summary: str
     run: Callable[..., SparsifyRun]
+    options: tuple[Option, ...] = ()
 
 
 #: The table of sparsifying methods (filled as they land).
 METHODS: dict[str, SparsifyMethod] = {}
 
-__all__ = ["METHODS", "SparsifyMethod", "SparsifyRun"]
+__all__ = ["METHODS", "Option", "SparsifyMethod", "SparsifyRun"]
