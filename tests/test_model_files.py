@@ -2,13 +2,18 @@
 
 Each bad file is built by hand from a good one. Every refusal is a `ModelFileError` whose
 message names the file and the entry; nothing is built before the arrays are known to fit
-the architecture.
+the architecture. `tests/model_file_mutations.py` runs the same property on many random
+corruptions (`test_mutated_files_load_exactly_or_are_refused`, at the end).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
+import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -518,3 +523,23 @@ def test_save_asks_a_new_layer_type_to_declare_its_spec(tmp_path):
     model.scale.gain.data[:] = [2.0, 3.0]
     loaded = ts.load(ts.save(model, tmp_path / "m.npz"))
     np.testing.assert_array_equal(loaded.scale.gain.data, [2.0, 3.0])
+
+
+# ---------------------------------------------------------------- random corruptions
+MUTATIONS = Path(__file__).with_name("model_file_mutations.py")
+
+
+@pytest.mark.slow
+def test_mutated_files_load_exactly_or_are_refused(tmp_path):
+    """1,000 random corruptions of saved models (see model_file_mutations.py), loaded in
+    one child process whose address space is limited: each loads a model that matches its
+    file exactly or raises a ModelFileError naming the file; never another exception, and
+    never a MemoryError."""
+    env = {**os.environ, "PYTHONPATH": str(Path(ts.__file__).parent.parent)}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, str(MUTATIONS), "--examples", "1000", "--directory", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    assert "1000 examples" in result.stdout, result.stdout
+    print(result.stdout, f"{time.perf_counter() - started:.1f} s")
