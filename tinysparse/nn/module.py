@@ -50,22 +50,6 @@ class Parameter(Tensor):
         return "Parameter" + super().__repr__()[len("Tensor"):]
 
 
-class SpecArgument(NamedTuple):
-    """What a spec read from a file may hold for one constructor argument."""
-
-    expected: str  # how an error describes it, e.g. "a positive integer"
-    accepts: Callable[[Any], bool]
-
-
-# In JSON ``true`` is not a number, but in Python it is an int: the tests are on exact types.
-POSITIVE_INT = SpecArgument("a positive integer", lambda v: type(v) is int and v > 0)
-NON_NEGATIVE_INT = SpecArgument("an integer >= 0", lambda v: type(v) is int and v >= 0)
-BOOLEAN = SpecArgument("true or false", lambda v: type(v) is bool)
-POSITIVE_INTS = SpecArgument(
-    "a non-empty list of positive integers",
-    lambda v: type(v) is list and len(v) > 0 and all(POSITIVE_INT.accepts(n) for n in v))
-
-
 class Module:
     """Base class of layers and models.
 
@@ -407,6 +391,23 @@ def build_from_spec(spec: dict[str, Any], masks: dict[str, Mask] | None = None,
     if hasattr(cls, "from_spec"):
         return cls.from_spec(spec, masks or {}, prefix)
     return cls(**spec.get("args", {}))
+
+
+# ---------------------------------------------------------------- checking a saved spec
+class SpecArgument(NamedTuple):
+    """What a spec read from a file may hold for one constructor argument."""
+
+    expected: str  # how an error describes it, e.g. "a positive integer"
+    accepts: Callable[[Any], bool]
+
+
+# In JSON ``true`` is not a number, but in Python it is an int: the tests are on exact types.
+POSITIVE_INT = SpecArgument("a positive integer", lambda v: type(v) is int and v > 0)
+NON_NEGATIVE_INT = SpecArgument("an integer >= 0", lambda v: type(v) is int and v >= 0)
+BOOLEAN = SpecArgument("true or false", lambda v: type(v) is bool)
+POSITIVE_INTS = SpecArgument(
+    "a non-empty list of positive integers",
+    lambda v: type(v) is list and len(v) > 0 and all(POSITIVE_INT.accepts(n) for n in v))
 
 
 class StateEntry(NamedTuple):
