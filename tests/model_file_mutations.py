@@ -20,7 +20,9 @@ deflated members, duplicated and foreign members. Every file is loaded, and eith
 * raises :class:`~tinysparse.io.ModelFileError` whose message starts with the file's path.
 
 Anything else (another exception, a MemoryError, a model that differs from its file)
-fails, and Hypothesis prints the smallest example it finds.
+fails, and Hypothesis prints the smallest example it finds. Last, a valid 1 MB file that
+holds 256 MiB of zeros is loaded with less address space left than that: refused with a
+ModelFileError too ("ran out of memory"), not a MemoryError.
 """
 
 from __future__ import annotations
@@ -109,6 +111,37 @@ def run(examples: int, directory: str, seed: int | None) -> None:
         print(f"  {count:4d} refused: {reason}")
     assert total >= examples, "Hypothesis ran fewer examples than asked"
     assert loaded >= total // 50, "too few mutated files load: the test would prove little"
+    print(a_file_too_large_for_memory_is_refused(directory))
+
+
+def a_file_too_large_for_memory_is_refused(directory: Path) -> str:
+    """A valid file whose arrays need more memory than the process can still get (zeros,
+    so the file is small) is refused with a ModelFileError, not a MemoryError."""
+    path, rows = directory / "large.npz", 2**13  # 256 MiB of float32
+    header = {"format": "tinysparse", "version": 1, "dtype": "float32", "architecture": {
+        "type": "Linear", "args": {"in_features": rows, "out_features": rows, "bias": False}}}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        write_member(archive, f"{HEADER_KEY}.npy", np.array(json.dumps(header)))
+        with archive.open("param/weight.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "<f4", "fortran_order": False, "shape": (rows, rows)})
+            for _ in range(rows * rows * 4 // 2**20):
+                f.write(bytes(2**20))
+    with open("/proc/self/status") as status:
+        in_use = next(int(line.split()[1]) * 1024 for line in status
+                      if line.startswith("VmSize"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (in_use + 2**27, hard))  # 128 MiB more
+    try:
+        ts.load(path)
+    except ModelFileError as error:
+        message = str(error)
+    else:
+        raise AssertionError(f"{path} loaded in less memory than its arrays need")
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    assert message.startswith(f"{path}: ran out of memory"), message
+    return f"a valid {path.stat().st_size:,}-byte file needing 256 MiB: refused ({message})"
 
 
 def peak_address_space() -> str:

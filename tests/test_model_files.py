@@ -534,7 +534,7 @@ def test_mutated_files_load_exactly_or_are_refused(tmp_path):
     """1,000 random corruptions of saved models (see model_file_mutations.py), loaded in
     one child process whose address space is limited: each loads a model that matches its
     file exactly or raises a ModelFileError naming the file; never another exception, and
-    never a MemoryError."""
+    never a MemoryError (also not for a valid file too large for the memory left)."""
     env = {**os.environ, "PYTHONPATH": str(Path(ts.__file__).parent.parent)}
     started = time.perf_counter()
     result = subprocess.run(

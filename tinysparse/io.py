@@ -199,9 +199,20 @@ def load(path: str | os.PathLike) -> Module:
     ------
     ModelFileError
         When ``path`` is not a valid model file (see the module docstring), naming the
-        file and what is wrong. Everything is checked before the model is built.
+        file and what is wrong; everything is checked before the model is built. Also
+        when a valid file holds more than this machine can allocate.
     """
     header, arrays = _read(path)
+    try:
+        return _build(header, arrays)
+    except MemoryError:  # the file is valid, but too large for this machine
+        size = sum(values.nbytes for values in arrays.values())
+        raise ModelFileError(f"{path}: ran out of memory building the model (its arrays "
+                             f"hold {size:,} bytes)") from None
+
+
+def _build(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Module:
+    """The model that a checked header and its arrays describe."""
     masks = {key.removeprefix("mask/"): Mask(keep) for key, keep in arrays.items()
              if key.startswith("mask/")}
     model = build_from_spec(header["architecture"], masks).to(header["dtype"])
@@ -239,9 +250,11 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
+    size = None
     try:
         with _open_archive(path) as archive:
             members = _members(archive, path.stat().st_size)
+            size = sum(info.file_size for info in members.values())
             declared = {key: _array_header(key, archive, info) for key, info in members.items()}
             header = _read_header(archive, members, declared)
             _check_header(header)
@@ -249,6 +262,9 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
             arrays = {key: _read_array(key, archive, info) for key, info in members.items()
                       if key != HEADER_KEY}
         _check_values(arrays)
+    except MemoryError:  # a valid file can be too large for this machine
+        held = "" if size is None else f" (its arrays hold {size:,} bytes)"
+        raise ModelFileError(f"{path}: ran out of memory reading it{held}") from None
     except ValueError as error:  # every check raises ValueError, saying what is wrong
         message = str(error)  # which can hold names from the file: keep it short
         message = message if len(message) <= MAX_MESSAGE_CHARS else \
