@@ -530,6 +530,8 @@ MUTATIONS = Path(__file__).with_name("model_file_mutations.py")
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="limits the address space (RLIMIT_AS) and reads /proc, as on Linux")
 def test_mutated_files_load_exactly_or_are_refused(tmp_path):
     """1,000 random corruptions of saved models (see model_file_mutations.py), loaded in
     one child process whose address space is limited: each loads a model that matches its
