@@ -1,10 +1,13 @@
 """Modules, layers, models, initialisers, state dicts."""
 
+import json
+
 import numpy as np
 import pytest
 
 import tinysparse as ts
 from tinysparse.nn import Conv2d, Linear, ReLU, Sequential, build_from_spec, init
+from tinysparse.nn.module import Module, spec_state_entries
 
 
 def test_lenet_parameter_counts_and_names():
@@ -130,3 +133,31 @@ def test_module_must_call_super_init():
 
     with pytest.raises(AttributeError, match="super"):
         Broken()
+
+
+def test_spec_state_entries_agree_with_every_layer_type():
+    """What a spec declares, computed without building (what load checks a file against),
+    is what the layer holds: for every layer type of tinysparse."""
+    mask = np.random.default_rng(0).random((4, 3, 2, 2)) < 0.5
+    layers = [ts.nn.Linear(3, 4), ts.nn.Linear(3, 4, bias=False), ts.nn.Conv2d(3, 4, 2),
+              ts.nn.Conv2d(3, 4, 2, stride=2, padding=1, bias=False), ts.nn.MaxPool2d(2),
+              ts.nn.Flatten(), ts.nn.Reshape(1, 2), ts.nn.ReLU(), ts.nn.Tanh(),
+              ts.nn.Sigmoid(), ts.nn.SparseLinear(3, 4, mask[:, :, 0, 0]),
+              ts.nn.SparseConv2d(3, 4, 2, mask), ts.nn.lenet5()]
+    built = {type(m).__name__ for m in layers}
+    assert built >= {name for name, cls in Module.registry.items()
+                     if cls.__module__.startswith("tinysparse.")}
+    for module in layers:
+        assert sorted(module.constructor_args()) == sorted(type(module).spec_arguments)
+        entries = spec_state_entries(json.loads(json.dumps(module.spec())))
+        assert {name: entry.shape for name, entry in entries.items()} == module.state_shapes()
+        assert {name for name, entry in entries.items() if entry.needs_mask} == (
+            {"weight"} if isinstance(module, ts.nn.SparseLayer) else set())
+
+
+def test_sequential_refuses_names_that_would_replace_attributes():
+    """A layer called "eval" or "config" would replace the model's method or attribute;
+    "a.b" could not be found by its dotted name."""
+    for name in ("eval", "forward", "training", "config", "snapshots", "a.b", "", 3):
+        with pytest.raises(ValueError, match="layer"):
+            Sequential((name, ReLU()))

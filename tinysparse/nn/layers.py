@@ -7,7 +7,7 @@ leaves it sparse enough, it is replaced by its twin on the sparse kernels
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -22,7 +22,17 @@ from tinysparse.autograd import (
     tanh,
 )
 from tinysparse.nn.init import as_generator, get_initializer
-from tinysparse.nn.module import Module, Parameter, build_from_spec
+from tinysparse.nn.module import (
+    BOOLEAN,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    POSITIVE_INTS,
+    Module,
+    Parameter,
+    SpecArgument,
+    build_from_spec,
+    short_repr,
+)
 
 
 class Linear(Module):
@@ -41,6 +51,9 @@ class Linear(Module):
     dtype : numpy dtype, optional
         Defaults to :func:`~tinysparse.autograd.get_default_dtype`.
     """
+
+    spec_arguments: ClassVar[dict[str, SpecArgument]] = {
+        "in_features": POSITIVE_INT, "out_features": POSITIVE_INT, "bias": BOOLEAN}
 
     def __init__(
         self,
@@ -78,6 +91,13 @@ class Linear(Module):
             "bias": self.bias is not None,
         }
 
+    @classmethod
+    def spec_state_shapes(cls, args: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        shapes = {"weight": (args["out_features"], args["in_features"])}
+        if args["bias"]:
+            shapes["bias"] = (args["out_features"],)
+        return shapes
+
     def extra_repr_short(self) -> str:
         return f" ({self.in_features} -> {self.out_features})"
 
@@ -92,6 +112,11 @@ class Conv2d(Module):
     bias, init, rng, dtype
         As for :class:`Linear` (fans count the kernel's area).
     """
+
+    spec_arguments: ClassVar[dict[str, SpecArgument]] = {
+        "in_channels": POSITIVE_INT, "out_channels": POSITIVE_INT,
+        "kernel_size": POSITIVE_INT, "stride": POSITIVE_INT, "padding": NON_NEGATIVE_INT,
+        "bias": BOOLEAN}
 
     def __init__(
         self,
@@ -137,6 +162,14 @@ class Conv2d(Module):
             "bias": self.bias is not None,
         }
 
+    @classmethod
+    def spec_state_shapes(cls, args: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        k = args["kernel_size"]
+        shapes = {"weight": (args["out_channels"], args["in_channels"], k, k)}
+        if args["bias"]:
+            shapes["bias"] = (args["out_channels"],)
+        return shapes
+
     def extra_repr_short(self) -> str:
         k = self.kernel_size
         return f" ({self.in_channels} -> {self.out_channels}, {k}x{k})"
@@ -144,6 +177,9 @@ class Conv2d(Module):
 
 class MaxPool2d(Module):
     """Max pooling over ``kernel_size`` windows (stride defaults to the kernel size)."""
+
+    spec_arguments: ClassVar[dict[str, SpecArgument]] = {
+        "kernel_size": POSITIVE_INT, "stride": POSITIVE_INT}
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None) -> None:
         super().__init__()
@@ -166,6 +202,8 @@ class Flatten(Module):
 
 class Reshape(Module):
     """Reshape each example to ``shape``: e.g. (N, 784) or (N, 28, 28) -> (N, 1, 28, 28)."""
+
+    spec_arguments: ClassVar[dict[str, SpecArgument]] = {"shape": POSITIVE_INTS}
 
     def __init__(self, *shape: int) -> None:
         super().__init__()
@@ -226,17 +264,36 @@ class Sequential(Module):
     >>> net = Sequential(("fc1", Linear(4, 8)), ("relu", ReLU()), ("fc2", Linear(8, 2)))
     >>> [name for name, _ in net.named_parameters()]
     ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias']
+
+    A name is a non-empty string without ``.`` (it joins names: ``fc1.weight``) that is
+    not already an attribute of a model (``eval``, ``training``, ``config``, ...).
     """
+
+    spec_keys: ClassVar[tuple[str, ...]] = ("type", "layers")
+    #: attributes a model gets after it is made, which a layer's name must not replace
+    RESERVED_NAMES: ClassVar[frozenset[str]] = frozenset(
+        {"_parameters", "_modules", "_masks", "training", "name", "config", "snapshots"})
 
     def __init__(self, *layers: Module | tuple[str, Module]) -> None:
         super().__init__()
         for index, layer in enumerate(layers):
             name, module = layer if isinstance(layer, tuple) else (str(index), layer)
+            self.check_layer_name(name, "Sequential")
             if not isinstance(module, Module):
                 raise TypeError(f"Sequential: layer {name!r} is not a Module: {module!r}")
             if name in self._modules:
                 raise ValueError(f"Sequential: two layers are called {name!r}")
             setattr(self, name, module)
+
+    @classmethod
+    def check_layer_name(cls, name: Any, where: str) -> None:
+        """Raise ValueError unless ``name`` can name a layer (see the class docstring)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"{where}: a layer's name must be a non-empty string without "
+                             f"'.', found {short_repr(name)}")
+        if hasattr(cls, name) or name in cls.RESERVED_NAMES:
+            raise ValueError(f"{where}: a layer cannot be called {name!r}, which is already "
+                             f"an attribute of a {cls.__name__}")
 
     def forward(self, x: Tensor) -> Tensor:
         for module in self._modules.values():
@@ -259,6 +316,20 @@ class Sequential(Module):
             "type": "Sequential",
             "layers": [[name, module.spec()] for name, module in self._modules.items()],
         }
+
+    @classmethod
+    def spec_children(cls, spec: dict[str, Any], where: str) -> list[tuple[str, Any]]:
+        layers = spec["layers"]
+        if not isinstance(layers, list) or not all(
+                isinstance(pair, list) and len(pair) == 2 for pair in layers):
+            raise ValueError(f"{where}: layers must be a list of [name, spec] pairs")
+        names = set()
+        for name, _ in layers:
+            cls.check_layer_name(name, where)
+            if name in names:
+                raise ValueError(f"{where}: two layers are called {name!r}")
+            names.add(name)
+        return [(name, child) for name, child in layers]
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], masks: dict, prefix: str) -> Sequential:

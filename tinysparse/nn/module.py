@@ -16,8 +16,8 @@ saving, loading, snapshots and rewinding do not depend on the compute path.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -70,12 +70,24 @@ class Module:
     array passed in is wrapped in a tensor of the module's dtype first.
     """
 
-    #: every Module subclass by name, so that saved models can be rebuilt (see ``spec``)
+    #: every Module subclass by name, so that saved models can be rebuilt (see ``spec``);
+    #: a base class that is never built itself says ``abstract=True`` and is not listed
     registry: ClassVar[dict[str, type[Module]]] = {}
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    # What a spec of this type holds, so that a spec read from a file can be checked, and
+    # the state it declares computed, before anything is built (see spec_state_entries).
+    #: the keys of the spec
+    spec_keys: ClassVar[tuple[str, ...]] = ("type", "args")
+    #: the constructor's arguments in the spec (the keys of constructor_args()), each with
+    #: what a file may hold for it
+    spec_arguments: ClassVar[dict[str, SpecArgument]] = {}
+    #: the state entries whose masks the module is built from (a sparse layer's weight)
+    spec_masks: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Module.registry[cls.__name__] = cls
+        if not abstract:
+            Module.registry[cls.__name__] = cls
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -343,6 +355,18 @@ class Module:
         """Keyword arguments that recreate this module's architecture (not its weights)."""
         return {}
 
+    @classmethod
+    def spec_state_shapes(cls, args: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        """The :meth:`local_state_shapes` of the module that ``args`` (already checked
+        against ``spec_arguments``) would build, computed without building it."""
+        return {}
+
+    @classmethod
+    def spec_children(cls, spec: dict[str, Any], where: str) -> list[tuple[str, Any]]:
+        """The ``(name, spec)`` of every sub-module that ``spec`` declares (a container's;
+        ``where`` names the module in errors)."""
+        return []
+
     def describe(self) -> str:
         """How errors name this module, e.g. ``Linear 'fc1' (784 -> 300)``."""
         label = f" {self.name!r}" if self.name else ""
@@ -386,6 +410,102 @@ def build_from_spec(spec: dict[str, Any], masks: dict[str, Mask] | None = None,
     if hasattr(cls, "from_spec"):
         return cls.from_spec(spec, masks or {}, prefix)
     return cls(**spec.get("args", {}))
+
+
+# ---------------------------------------------------------------- checking a saved spec
+class SpecArgument(NamedTuple):
+    """What a spec read from a file may hold for one constructor argument."""
+
+    expected: str  # how an error describes it, e.g. "a positive integer"
+    accepts: Callable[[Any], bool]
+
+
+# In JSON ``true`` is not a number, but in Python it is an int: the tests are on exact types.
+POSITIVE_INT = SpecArgument("a positive integer", lambda v: type(v) is int and v > 0)
+NON_NEGATIVE_INT = SpecArgument("an integer >= 0", lambda v: type(v) is int and v >= 0)
+BOOLEAN = SpecArgument("true or false", lambda v: type(v) is bool)
+POSITIVE_INTS = SpecArgument(
+    "a non-empty list of positive integers",
+    lambda v: type(v) is list and len(v) > 0 and all(POSITIVE_INT.accepts(n) for n in v))
+
+
+class StateEntry(NamedTuple):
+    """A state entry that a spec declares (see :func:`spec_state_entries`)."""
+
+    shape: tuple[int, ...]
+    layer: str  # which layer declares it, for errors: "layer 'fc1' (Linear)"
+    needs_mask: bool  # the layer is built from this entry's mask
+
+
+#: how deeply a saved architecture may nest containers (a Sequential in a Sequential ...)
+MAX_SPEC_DEPTH = 32
+
+
+def spec_state_entries(spec: Any, prefix: str = "", depth: int = 0) -> dict[str, StateEntry]:
+    """Check a spec read from a file, and list the state entries of the module it declares
+    (by dotted name, as :meth:`Module.state_shapes`) without building anything.
+
+    A valid spec is an object with exactly the keys of its type's ``spec_keys``:
+    ``{"type": T, "args": {...}}`` with ``T`` a registered module type and ``args`` its
+    ``spec_arguments``, each of its kind, or for a container ``{"type": "Sequential",
+    "layers": [[name, spec], ...]}``. Nothing is allocated, so that a file's arrays can be
+    checked against the architecture it declares before any layer is built.
+
+    Raises
+    ------
+    ValueError
+        Naming the layer, what was expected and what was found.
+    """
+    where = f"layer {short_repr(prefix[:-1], 80)}" if prefix else "the architecture"
+    if depth > MAX_SPEC_DEPTH:
+        raise ValueError(f"{where}: containers nested more than {MAX_SPEC_DEPTH} deep")
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: expected an object with a 'type', found "
+                         f"{short_repr(spec)}")
+    type_name = spec.get("type")
+    cls = Module.registry.get(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        raise ValueError(f"{where}: unknown module type {short_repr(type_name)}; known types: "
+                         f"{', '.join(sorted(Module.registry))}")
+    where = f"{where} ({cls.__name__})"
+    if set(spec) != set(cls.spec_keys):
+        raise ValueError(f"{where}: expected the keys {list(cls.spec_keys)}, found "
+                         f"{sorted(spec)}")
+    entries = {}
+    if "args" in cls.spec_keys:
+        _check_spec_args(cls, spec["args"], where)
+        for name, shape in cls.spec_state_shapes(spec["args"]).items():
+            entries[prefix + name] = StateEntry(shape, where, name in cls.spec_masks)
+    for name, child in cls.spec_children(spec, where):
+        entries.update(spec_state_entries(child, f"{prefix}{name}.", depth + 1))
+    return entries
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters for an error message; a list or dict read
+    from a file is shown by its type only (its repr could be huge, or nested too deeply)."""
+    if value is None or isinstance(value, (bool, int, float, str, tuple)):
+        text = repr(value)
+        return text if len(text) <= limit else text[:limit - 3] + "..."
+    return f"a {type(value).__name__}"
+
+
+def _check_spec_args(cls: type[Module], args: Any, where: str) -> None:
+    """``args`` holds exactly ``cls.spec_arguments``, each of its kind."""
+    if not isinstance(args, dict):
+        raise ValueError(f"{where}: args must be an object, found {short_repr(args)}")
+    expected = cls.spec_arguments
+    unknown = sorted(set(args) - set(expected))
+    missing = [name for name in expected if name not in args]
+    if unknown or missing:
+        takes = ", ".join(expected) or "no arguments"
+        problem = (f"unknown argument {short_repr(unknown[0])}" if unknown
+                   else f"missing argument {missing[0]!r}")
+        raise ValueError(f"{where}: {problem}; a {cls.__name__} takes {takes}")
+    for name, kind in expected.items():
+        if not kind.accepts(args[name]):
+            raise ValueError(f"{where}: {name} must be {kind.expected}, found "
+                             f"{short_repr(args[name])}")
 
 
 def clone(model: Module) -> Module:

@@ -39,12 +39,13 @@ from tinysparse.sparse import (
 )
 
 
-class SparseLayer(Module):
+class SparseLayer(Module, abstract=True):
     """What :class:`SparseLinear` and :class:`SparseConv2d` share: the weight's mask, its
     CSR ``structure`` and the kept weights ``values``; ``bias`` as in the dense layer."""
 
-    #: the dense layer this one is the twin of
+    #: the dense layer this one is the twin of (the same arguments and state shapes)
     dense_type: ClassVar[type[Module]]
+    spec_masks = ("weight",)  # the mask is part of the architecture
 
     def __init__(self, mask: Mask, weight_shape: tuple[int, ...], bias: bool, dtype: Any) -> None:
         super().__init__()
@@ -138,6 +139,10 @@ class SparseLayer(Module):
                              f"there is none")
         return cls(**spec.get("args", {}), mask=masks[name])
 
+    @classmethod
+    def spec_state_shapes(cls, args: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        return cls.dense_type.spec_state_shapes(args)
+
 def _copy_bias_and_mode(source: Module, target: Module) -> None:
     """Give ``target`` the bias (and its mask), name and training mode of ``source``."""
     if source.bias is not None:
@@ -165,6 +170,7 @@ class SparseLinear(SparseLayer):
     """
 
     dense_type = Linear
+    spec_arguments = Linear.spec_arguments
 
     def __init__(self, in_features: int, out_features: int, mask: Any, bias: bool = True,
                  dtype: Any = None) -> None:
@@ -198,6 +204,7 @@ class SparseConv2d(SparseLayer):
     """
 
     dense_type = Conv2d
+    spec_arguments = Conv2d.spec_arguments
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask: Any,
                  stride: int = 1, padding: int = 0, bias: bool = True, dtype: Any = None
