@@ -23,7 +23,7 @@ from tinysparse.nn import (
 )
 from tinysparse.nn.dropout import lowest_in_each_unit
 from tinysparse.nn.layers import weight_in_use
-from tinysparse.prune import prune
+from tinysparse.prune import prune, select_masks
 from tinysparse.sparse import Mask
 
 # A mean of T independent draws with standard deviation σ has standard error σ / √T; the
@@ -326,3 +326,34 @@ def test_mc_dropout_keeps_weight_noise_off():
 def test_bad_input_names_the_argument(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# ---------------------------------------------------------------- scope="unit"
+@pytest.mark.parametrize("seed", range(5))
+def test_unit_scope_prunes_every_row_exactly_and_respects_earlier_masks(seed):
+    rng = np.random.default_rng(seed)
+    scores = {"a": rng.standard_normal((7, 13)), "b": rng.standard_normal((4, 3, 2, 2))}
+    sparsity = rng.uniform(0, 0.95)
+    masks = select_masks(scores, sparsity, "unit")
+    for name, mask in masks.items():
+        rows, keep = scores[name].reshape(len(mask.keep), -1), mask.keep.reshape(
+            len(mask.keep), -1)
+        assert np.all((~keep).sum(axis=1) == round(sparsity * rows.shape[1]))
+        for row, kept in zip(rows, keep):
+            if kept.any() and not kept.all():
+                assert row[kept].min() >= row[~kept].max()
+    later = select_masks({n: rng.standard_normal(s.shape) for n, s in scores.items()},
+                         min(0.99, sparsity + 0.02), "unit", previous=masks)
+    for name in masks:  # pruned weights stay pruned
+        assert not np.any(later[name].keep & ~masks[name].keep)
+
+
+def test_prune_with_unit_scope_and_overrides():
+    model = ts.nn.lenet5()
+    masks = prune(model, 0.8, scope="unit", overrides={"fc3.weight": 0.5})
+    for name, mask in masks.items():
+        target = 0.5 if name == "fc3.weight" else 0.8
+        per_unit = (~mask.keep).reshape(len(mask.keep), -1).sum(axis=1)
+        assert np.all(per_unit == round(target * mask.keep[0].size))
+    with pytest.raises(ValueError, match="scope: method 'obs-layerwise' takes scope"):
+        ts.prune.check_method_options("obs-layerwise", "unit")
