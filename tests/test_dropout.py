@@ -23,7 +23,7 @@ from tinysparse.nn import (
 )
 from tinysparse.nn.dropout import lowest_in_each_unit
 from tinysparse.nn.layers import weight_in_use
-from tinysparse.prune import prune, select_masks
+from tinysparse.prune import prune, prune_and_retrain, select_masks
 from tinysparse.sparse import Mask
 
 # A mean of T independent draws with standard deviation σ has standard error σ / √T; the
@@ -357,3 +357,21 @@ def test_prune_with_unit_scope_and_overrides():
         assert np.all(per_unit == round(target * mask.keep[0].size))
     with pytest.raises(ValueError, match="scope: method 'obs-layerwise' takes scope"):
         ts.prune.check_method_options("obs-layerwise", "unit")
+
+
+# ---------------------------------------------------------------- Han's adjustment
+def test_han_dropout_adjustment_follows_each_pruned_layer(mnist5k):
+    """D_r = D_o √(C_r / C_o): at 75% sparsity √0.25 = 0.5, so 0.5 → 0.25; the input
+    dropout follows no layer and keeps its rate."""
+    model = ts.nn.lenet300(dropout=0.5, input_dropout=0.2)
+    run = prune_and_retrain(model, mnist5k, 0.75, schedule="iterative", rounds=2,
+                            retrain_epochs=0, adjust_dropout=True,
+                            dense_test_accuracy=0.0)
+    assert model.drop1.p == pytest.approx(0.25) and model.drop2.p == pytest.approx(0.25)
+    assert model.drop0.p == 0.2
+    first = run.rounds[0]["dropout"]["drop1"]
+    assert first == pytest.approx(0.5 * np.sqrt(0.5), rel=1e-4)  # round 1 of 2: density √0.25
+    assert run.extra["dropout"] == {"drop1": pytest.approx(0.25), "drop2": pytest.approx(0.25)}
+    with pytest.raises(ValueError, match="adjust_dropout: the model has no Dropout layer"):
+        prune_and_retrain(ts.nn.lenet300(), mnist5k, 0.5, adjust_dropout=True,
+                          retrain_epochs=0, dense_test_accuracy=0.0)
