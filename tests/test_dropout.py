@@ -25,6 +25,7 @@ from tinysparse.nn.dropout import lowest_in_each_unit
 from tinysparse.nn.layers import weight_in_use
 from tinysparse.prune import prune, prune_and_retrain, select_masks
 from tinysparse.sparse import Mask
+from tinysparse.sparsify import targeted
 
 # A mean of T independent draws with standard deviation σ has standard error σ / √T; the
 # statistical tests accept 5 standard errors (a two-sided miss has probability ~6e-7),
@@ -375,3 +376,51 @@ def test_han_dropout_adjustment_follows_each_pruned_layer(mnist5k):
     with pytest.raises(ValueError, match="adjust_dropout: the model has no Dropout layer"):
         prune_and_retrain(ts.nn.lenet300(), mnist5k, 0.5, adjust_dropout=True,
                           retrain_epochs=0, dense_test_accuracy=0.0)
+
+
+# ---------------------------------------------------------------- targeted dropout: the recipe
+def test_targeted_dropout_run_prunes_each_unit_at_gamma_and_masks_never_regrow(mnist5k):
+    data = mnist5k
+    model = ts.nn.mlp([784, 40, 10], seed=0)
+    run = targeted.run(model, data, epochs=1, seed=0, gamma=0.75, alpha=0.5)
+    assert run.method == "targeted-dropout"
+    assert 0 < run.pruned_test_accuracy == run.test_accuracy and run.unpruned_test_accuracy > 0.5
+    masks = dict(model.named_masks())
+    for name in ("fc1.weight", "fc2.weight"):
+        pruned_per_unit = (~masks[name].keep).sum(axis=1)
+        assert np.all(pruned_per_unit == round(0.75 * masks[name].shape[1]))
+    assert run.sparsity == pytest.approx(0.75, abs=1e-3)
+    assert run.compression == pytest.approx(1 / (1 - run.sparsity))
+    assert all(getattr(m, "weight_noise", None) is None for m in model.modules())
+    before = model.state_dict()
+    ts.fit(model, data, epochs=1, seed=1, quiet=True)  # later training: nothing regrows
+    after = model.state_dict()
+    for name, mask in masks.items():
+        assert dict(model.named_masks())[name].keep.tolist() == mask.keep.tolist()
+        assert np.all(after[name][~mask.keep] == 0)
+        assert not np.array_equal(after[name], before[name])
+
+
+def test_targeted_unit_dropout_run_removes_whole_hidden_units(mnist5k):
+    model = ts.nn.mlp([784, 40, 20, 10], seed=0)
+    run = targeted.run(model, mnist5k, epochs=1, seed=0, gamma=0.5, alpha=0.5, variant="unit")
+    assert run.extra["targeted_layers"] == ["fc1", "fc2"]  # never the output layer
+    counts = ts.prune.unit_counts(ts.prune.shrink(model))
+    assert counts == {"fc1": 20, "fc2": 10, "fc3": 10}
+
+
+def test_targeted_dropout_bad_input(mnist5k):
+    model = ts.nn.mlp([784, 8, 10])
+    for options, message in [({"gamma": 1.0}, r"gamma: expected a number in \[0, 1\)"),
+                             ({"gamma": -0.1}, r"gamma: expected a number in \[0, 1\]"),
+                             ({"alpha": 1.5}, r"alpha: expected a number in \[0, 1\]"),
+                             ({"variant": "filter"}, "variant: expected one of")]:
+        with pytest.raises(ValueError, match=message):
+            targeted.run(model, mnist5k, epochs=1, **options)
+    with pytest.raises(ValueError, match="gamma"):
+        TargetedDropout(gamma=2.0)
+    with pytest.raises(ValueError, match="alpha"):
+        TargetedDropout(alpha=-0.5)
+    noisy = ts.nn.mlp([784, 8, 10], dropconnect=0.5)
+    with pytest.raises(ValueError, match="weight_noise: layer 'fc1' already drops"):
+        targeted.run(noisy, mnist5k, epochs=1)
