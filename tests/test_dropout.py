@@ -6,12 +6,14 @@ derived from their variance), seeds, modes, the sparse path, save/load, the trai
 recipe, the CLI and bad input.
 """
 
+import json
 
 import numpy as np
 import pytest
 
 import tinysparse as ts
 from tinysparse.autograd import Tensor, dropout
+from tinysparse.cli import main
 from tinysparse.nn import (
     DropConnect,
     Dropout,
@@ -424,3 +426,32 @@ def test_targeted_dropout_bad_input(mnist5k):
     noisy = ts.nn.mlp([784, 8, 10], dropconnect=0.5)
     with pytest.raises(ValueError, match="weight_noise: layer 'fc1' already drops"):
         targeted.run(noisy, mnist5k, epochs=1)
+
+
+# ---------------------------------------------------------------- the command line
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_with_dropout_reports_the_options_and_only_then(capsys):
+    base = ["train", "--model", "mlp", "--hidden", "16", "--epochs", "1", "--json", "--quiet"]
+    code, out, _ = run_cli(capsys, *base, "--dropout", "0.5", "--input-dropout", "0.2",
+                           "--dropconnect", "0.25")
+    result = json.loads(out)
+    assert code == 0 and result["dropout"] == 0.5 and result["input_dropout"] == 0.2
+    assert result["dropconnect"] == 0.25
+    code, out, _ = run_cli(capsys, *base)
+    assert code == 0 and not {"dropout", "input_dropout", "dropconnect"} & set(json.loads(out))
+
+
+@pytest.mark.parametrize("flag,value", [("--dropout", "1"), ("--input-dropout", "-0.1"),
+                                        ("--dropconnect", "1.5")])
+def test_train_refuses_bad_probabilities_before_any_training(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", flag, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: expected a probability in [0, 1), got '{value}'" in err
+    assert len(err.strip().splitlines()) == 1
