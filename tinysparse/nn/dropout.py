@@ -156,20 +156,20 @@ def lowest_in_each_unit(scores: np.ndarray, counts: int | np.ndarray) -> np.ndar
     """
     rows = np.asarray(scores).reshape(len(scores), -1)
     width = rows.shape[1]
-    counts = np.clip(np.broadcast_to(np.asarray(counts), (len(rows),)), 0, width)
-    marked = np.zeros(rows.shape, dtype=bool)
-    some = counts > 0
-    if width and some.any():
-        rows, counts = rows[some], counts[some]
-        if np.all(counts == counts[0]):  # one count: the k-th lowest by a partial sort
-            k = int(counts[0])
-            thresholds = np.partition(rows, k - 1, axis=1)[:, k - 1]
-        else:
-            thresholds = np.sort(rows, axis=1)[np.arange(len(rows)), counts - 1]
-        below = rows < thresholds[:, None]
-        ties = rows == thresholds[:, None]
-        room = counts - below.sum(axis=1)  # how many of the ties still go
-        marked[some] = below | (ties & (np.cumsum(ties, axis=1) <= room[:, None]))
+    wanted = np.clip(np.broadcast_to(np.asarray(counts), (len(rows),)), 0, width)
+    if width == 0 or not wanted.any():
+        return np.zeros(np.shape(scores), dtype=bool)
+    places = np.maximum(wanted, 1) - 1  # where each unit's threshold stands in its order
+    if np.all(places == places[0]):  # one count for all: a partial sort finds it
+        thresholds = np.partition(rows, places[0], axis=1)[:, places[0]]
+    else:
+        thresholds = np.sort(rows, axis=1)[np.arange(len(rows)), places]
+    marked = rows < thresholds[:, None]
+    ties = rows == thresholds[:, None]
+    room = wanted - marked.sum(axis=1)  # how many of the scores equal to it still go
+    crowded = ties.sum(axis=1) > room  # more of them than room: the earliest go
+    ties[crowded] &= np.cumsum(ties[crowded], axis=1) <= room[crowded, None]
+    marked |= ties
     return marked.reshape(np.shape(scores))
 
 
