@@ -314,6 +314,21 @@ def test_mc_dropout_keeps_weight_noise_off():
         assert not model.fc1.training  # DropConnect does not sample inside MC dropout
 
 
+def test_looking_at_a_dropout_model_draws_no_masks():
+    """The sparsity report and the curvature tools run the network in evaluation mode
+    (tinysparse.nn.deterministic): they draw nothing, so training after them draws the
+    masks it would have drawn anyway, and each module keeps its mode."""
+    options = dict(seed=1, dropout=0.5, input_dropout=0.2, dropconnect=0.5)
+    looked_at, untouched = ts.nn.lenet300(**options), ts.nn.lenet300(**options)
+    x = np.random.default_rng(0).random((4, 784)).astype(np.float32)
+    ts.metrics.sparsity_report(looked_at)
+    ts.prune.hessian.per_example_gradients(looked_at, (x, np.arange(4)))
+    assert looked_at.training and looked_at.drop1.training and looked_at.fc1.training
+    np.testing.assert_array_equal(looked_at(x).data, untouched(x).data)
+    with ts.nn.deterministic(looked_at):
+        np.testing.assert_array_equal(looked_at(x).data, looked_at(x).data)
+
+
 # ---------------------------------------------------------------- bad input
 @pytest.mark.parametrize("make,message", [
     (lambda: Dropout(1.0), r"p: expected a probability in \[0, 1\), got 1.0"),

@@ -8,6 +8,7 @@ from tinysparse.nn.dropout import (
     TargetedDropout,
     WeightNoise,
     derived_seed,
+    deterministic,
     dropout_layers,
     mc_dropout,
     predict_mc,
@@ -45,5 +46,5 @@ __all__ = [
     "clone", "init",
     "has_sparse_layers", "lenet300", "lenet5", "mlp", "to_dense", "to_sparse",
     "DropConnect", "Dropout", "TargetedDropout", "WeightNoise", "derived_seed",
-    "dropout_layers", "mc_dropout", "predict_mc", "set_weight_noise",
+    "dropout_layers", "mc_dropout", "predict_mc", "set_weight_noise", "deterministic",
 ]

@@ -359,25 +359,43 @@ def dropout_layers(model: Module) -> list[Dropout]:
 
 
 @contextlib.contextmanager
+def _modes_restored(model: Module) -> Iterator[Module]:
+    """Afterwards, every module of ``model`` is back in the mode it had."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield model
+    finally:
+        for module, mode in modes:
+            object.__setattr__(module, "training", mode)
+
+
+@contextlib.contextmanager
+def deterministic(model: Module) -> Iterator[Module]:
+    """Inside the block, every module of ``model`` is in evaluation mode: no Dropout layer
+    and no weight noise samples, and none draws from its generator; afterwards each module
+    is back in the mode it had. For code that runs a model only to look at it (shapes,
+    curvature, the sparsity report): looking must not change the masks training draws."""
+    with _modes_restored(model):
+        model.eval()
+        yield model
+
+
+@contextlib.contextmanager
 def mc_dropout(model: Module) -> Iterator[Module]:
     """Inside the block, ``model`` is in evaluation mode except its Dropout layers, which
     go on sampling (MC dropout, Gal & Ghahramani 2016); afterwards every module is back
-    in the mode it had.
+    in the mode it had. Weight noises (DropConnect) do not sample.
 
     Examples
     --------
     >>> with mc_dropout(model):                     # doctest: +SKIP
     ...     passes = [model(x).data for _ in range(30)]
     """
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    for layer in dropout_layers(model):
-        object.__setattr__(layer, "training", True)
-    try:
+    with _modes_restored(model):
+        model.eval()
+        for layer in dropout_layers(model):
+            object.__setattr__(layer, "training", True)
         yield model
-    finally:
-        for module, mode in modes:
-            object.__setattr__(module, "training", mode)
 
 
 def predict_mc(model: Module, x: Any, samples: int = 30, batch_size: int = 1000
