@@ -6,7 +6,9 @@ derived from their variance), seeds, modes, the sparse path, save/load, the trai
 recipe, the CLI and bad input.
 """
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -470,3 +472,19 @@ def test_train_refuses_bad_probabilities_before_any_training(flag, value, capsys
     err = capsys.readouterr().err
     assert f"argument {flag}: expected a probability in [0, 1), got '{value}'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- the benchmark
+def test_the_dropout_benchmark_times_the_same_network_in_torch(torch):
+    """In evaluation mode (no masks to differ) the PyTorch twin of the benchmark computes
+    what tinysparse's dropout LeNet-300-100 computes."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "dropout_epoch.py"
+    spec = importlib.util.spec_from_file_location("dropout_epoch", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ours = ts.nn.lenet300(seed=0, dropout=bench.DROPOUT, input_dropout=bench.INPUT_DROPOUT)
+    theirs = bench.torch_model([p.data.astype(np.float64) for p in ours.parameters()], True)
+    assert sum(isinstance(m, torch.nn.Dropout) for m in theirs) == 3
+    x = np.random.default_rng(0).random((5, 1, 28, 28))
+    expected = theirs.eval()(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(ours.double().eval()(x).data, expected, rtol=1e-10)
