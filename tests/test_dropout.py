@@ -325,6 +325,11 @@ def test_looking_at_a_dropout_model_draws_no_masks():
     x = np.random.default_rng(0).random((4, 784)).astype(np.float32)
     ts.metrics.sparsity_report(looked_at)
     ts.prune.hessian.per_example_gradients(looked_at, (x, np.arange(4)))
+    noisy = ts.nn.lenet300(seed=1, dropconnect=0.5)  # OBD's curvature: the weights as they are
+    diagonal = ts.prune.hessian.hessian_diagonal(noisy, (x, np.arange(4)))
+    np.testing.assert_array_equal(
+        diagonal["fc1.weight"],
+        ts.prune.hessian.hessian_diagonal(noisy.eval(), (x, np.arange(4)))["fc1.weight"])
     assert looked_at.training and looked_at.drop1.training and looked_at.fc1.training
     np.testing.assert_array_equal(looked_at(x).data, untouched(x).data)
     with ts.nn.deterministic(looked_at):

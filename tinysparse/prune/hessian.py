@@ -113,7 +113,8 @@ def _forward(layers: Sequence[tuple[str, Module]], x: np.ndarray) -> list[np.nda
     """Plain NumPy forward pass; returns the input of every layer and the final output."""
     values = [x]
     for _, layer in layers:
-        x = layer(Tensor(x)).data
+        with deterministic(layer):  # the network itself: no weight noise sampled
+            x = layer(Tensor(x)).data
         values.append(x)
     return values
 
