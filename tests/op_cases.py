@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import dropout_cases
 import numpy as np
 
 import tinysparse.autograd as A
@@ -136,6 +137,42 @@ CASES = [
     OpCase("flatten", lambda x: A.flatten(x) * 2.0, lambda t, x: t.flatten(x, 1) * 2.0,
            both(normal(2, 3, 2, 2))),
     # ---- dropout, DropConnect, targeted dropout (frozen masks)
+    # The mask is a boolean input (no gradient); PyTorch's dropout given its mask r is
+    # x ⊙ r / (1 − p), which is what ``theirs`` computes (inputs: tests/dropout_cases.py).
+    OpCase("dropout", lambda x, keep: A.dropout(x, keep, 1 / (1 - 0.5)),
+           lambda t, x, keep: x * keep / (1 - 0.5),
+           both(normal(6, 5), dropout_cases.bernoulli(0.5, 6, 5))),
+    OpCase("dropout_conv_activations", lambda x, keep: A.dropout(x, keep, 1 / (1 - 0.2)),
+           lambda t, x, keep: x * keep / (1 - 0.2),
+           both(normal(2, 3, 4, 4), dropout_cases.bernoulli(0.2, 2, 3, 4, 4))),
+    OpCase("dropout_reused_input", lambda x, keep: A.dropout(x, keep, 2.0) * x + x,
+           lambda t, x, keep: x * keep * 2.0 * x + x,
+           both(normal(4, 3), dropout_cases.bernoulli(0.5, 4, 3))),
+    OpCase("dropconnect_linear",
+           lambda x, w, b, keep: A.linear(x, A.dropout(w, keep, 1 / (1 - 0.5)), b),
+           lambda t, x, w, b, keep: t.nn.functional.linear(x, w * keep / (1 - 0.5), b),
+           both(normal(5, 4), normal(3, 4), normal(3), dropout_cases.bernoulli(0.5, 3, 4))),
+    OpCase("dropconnect_conv2d",
+           lambda x, w, b, keep: A.conv2d(x, A.dropout(w, keep, 1 / (1 - 0.3)), b, padding=1),
+           lambda t, x, w, b, keep: t.nn.functional.conv2d(x, w * keep / (1 - 0.3), b,
+                                                           padding=1),
+           both(normal(2, 2, 5, 5), normal(3, 2, 3, 3), normal(3),
+                dropout_cases.bernoulli(0.3, 3, 2, 3, 3))),
+    OpCase("dropconnect_sparse_linear",
+           lambda x, values, b, keep: dropout_cases.sparse_linear_fixed(
+               x, A.dropout(values, keep, 2.0), b),
+           lambda t, x, values, b, keep: t.nn.functional.linear(
+               x, dropout_cases.dense_from_values(t, values * keep * 2.0), b),
+           both(normal(5, 6), normal(dropout_cases.SPARSE_STRUCTURE.nnz), normal(4),
+                dropout_cases.bernoulli(0.5, dropout_cases.SPARSE_STRUCTURE.nnz))),
+    OpCase("targeted_weight_dropout_linear",
+           lambda x, w, b, keep: A.linear(x, A.dropout(w, keep), b),
+           lambda t, x, w, b, keep: t.nn.functional.linear(x, w * keep, b),
+           dropout_cases.targeted_inputs("weight", alpha=0.5)),
+    OpCase("targeted_unit_dropout_conv2d",
+           lambda x, w, b, keep: A.conv2d(x, A.dropout(w, keep), b),
+           lambda t, x, w, b, keep: t.nn.functional.conv2d(x, w * keep, b),
+           dropout_cases.targeted_inputs("unit", alpha=1.0, conv=True)),  # 2 of 4 filters
     # ---- sparse variational dropout (frozen noise) and L0 gates
     # ---- Ising-dropout
 ]

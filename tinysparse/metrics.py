@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tinysparse.autograd import Tensor, no_grad
+from tinysparse.nn.dropout import deterministic
 from tinysparse.nn.layers import Conv2d, Linear, Sequential
 from tinysparse.nn.module import Module
 from tinysparse.nn.sparse_layers import SparseConv2d, SparseLayer, SparseLinear
@@ -45,7 +46,7 @@ def _output_positions(model: Module, input_shape: Sequence[int]) -> dict[str, in
             positions[prefix] = 1
         return out
 
-    with no_grad():
+    with no_grad(), deterministic(model):  # no Dropout draws: reading changes nothing
         walk(model, "", Tensor(np.zeros((1, *input_shape)), dtype=model.dtype))
     return positions
 

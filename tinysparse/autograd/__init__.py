@@ -10,6 +10,7 @@ from tinysparse.autograd.gradcheck import GradcheckError, gradcheck, numerical_g
 from tinysparse.autograd.nn_ops import (
     conv2d,
     cross_entropy,
+    dropout,
     flatten,
     linear,
     log_softmax,
@@ -56,4 +57,5 @@ __all__ = [
     "mse_loss", "mul", "neg", "no_grad", "numerical_gradient", "pow", "relu", "reshape",
     "set_default_dtype", "sigmoid", "softmax", "sub", "sum", "tanh", "topological_order",
     "transpose", "unbroadcast",
+    "dropout",
 ]

@@ -1,4 +1,4 @@
-"""Neural-network ops: activations, softmax, losses, linear, convolution, pooling.
+"""Neural-network ops: activations, softmax, losses, linear, convolution, pooling, dropout.
 
 Same shape as :mod:`tinysparse.autograd.ops`: one class per op with ``forward`` and
 ``backward`` side by side, then a lowercase function. Softmax, log-softmax and
@@ -270,6 +270,25 @@ class MaxPool2d(Function):
         )
 
 
+class Dropout(Function):
+    """Multiply by a fixed 0/1 ``keep`` array and a ``scale``: ``y = x ⊙ keep · scale``.
+
+    Inverted dropout (Srivastava et al. 2014, scaled at training time so that inference
+    uses the network as it is) draws ``keep ~ Bernoulli(1 − p)`` and takes
+    ``scale = 1 / (1 − p)``, so ``E[y] = x``. The mask is an input without a gradient:
+    whoever draws it (:class:`tinysparse.nn.Dropout`, DropConnect, targeted dropout) owns
+    the randomness, and the op itself is deterministic, so it can be gradient-checked and
+    compared with PyTorch on the same mask.
+    """
+
+    def forward(self, x, keep, scale=1.0):
+        self.multiplier = keep * x.dtype.type(scale)  # keep · scale, saved for the backward
+        return x * self.multiplier
+
+    def backward(self, grad):
+        return grad * self.multiplier, None  # dy/dx = keep · scale; the mask has no gradient
+
+
 # ---------------------------------------------------------------- functions
 
 
@@ -390,6 +409,17 @@ def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
             f"of spatial size {x.shape[2:]}"
         )
     return MaxPool2d.apply(x, kernel_size=int(kernel_size), stride=int(stride))
+
+
+def dropout(x, keep, scale: float = 1.0) -> Tensor:
+    """``x ⊙ keep · scale`` for a 0/1 (or boolean) ``keep`` of ``x``'s shape, drawn by the
+    caller: inverted dropout with ``scale = 1 / (1 − p)`` (see :class:`Dropout`)."""
+    keep = keep.data if isinstance(keep, Tensor) else np.asarray(keep)
+    if keep.shape != tuple(x.shape):
+        raise ValueError(f"dropout: the mask has shape {keep.shape}, the input {tuple(x.shape)}")
+    if not np.isfinite(scale) or scale < 0:
+        raise ValueError(f"scale: expected a finite number >= 0, got {scale}")
+    return Dropout.apply(x, keep, scale=float(scale))
 
 
 def flatten(x) -> Tensor:

@@ -61,6 +61,7 @@ positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number_type(float, lambda v: v > 0 and v < float("inf"), "a positive number")
 sparsity = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+probability = _number_type(float, lambda v: 0 <= v < 1, "a probability in [0, 1)")
 rate = _number_type(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 
 
@@ -118,6 +119,31 @@ def add_training_arguments(parser: argparse.ArgumentParser, epochs: int = 20) ->
     add_seed_argument(parser)
 
 
+#: the dropout options: flag, the model factories' keyword, help
+DROPOUT_OPTIONS = (
+    ("--dropout", "dropout", "drop each hidden activation with probability P while training "
+                             "(Srivastava et al.: 0.5)"),
+    ("--input-dropout", "input_dropout", "drop each input pixel with probability P while "
+                                         "training (Srivastava et al.: 0.2)"),
+    ("--dropconnect", "dropconnect", "drop each weight of the hidden fully connected layers "
+                                     "with probability P while training (Wan et al.: 0.5)"),
+)
+
+
+def add_dropout_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dropout``, ``--input-dropout``, ``--dropconnect`` (all off unless given)."""
+    for flag, _, description in DROPOUT_OPTIONS:
+        parser.add_argument(flag, type=probability, default=None, metavar="P",
+                            help=f"{description}; P in [0, 1), default none")
+
+
+def dropout_options(args: argparse.Namespace) -> dict[str, float]:
+    """The dropout options given on the command line, by the factories' keywords."""
+    given = vars(args)
+    return {keyword: given[keyword] for _, keyword, _ in DROPOUT_OPTIONS
+            if given.get(keyword) is not None}
+
+
 def add_seed_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="seeds weights and batch order (same seed, same numbers)")
@@ -137,6 +163,20 @@ def check_model_arguments(args: argparse.Namespace) -> None:
     if args.hidden is not None and args.model != "mlp":
         raise UsageError(f"--hidden sets the layers of --model mlp; --model {args.model} "
                          f"has fixed layers")
+
+
+def check_dropout_arguments(args: argparse.Namespace) -> None:
+    """The dropout options fit the model (its factory accepts them), before any training."""
+    options = dropout_options(args)
+    if not options:
+        return
+    try:
+        model_from_args(args)
+    except ValueError as error:  # "<keyword>: <what is wrong>"
+        keyword, _, message = str(error).partition(": ")
+        flags = {keyword: flag for flag, keyword, _ in DROPOUT_OPTIONS}
+        raise UsageError(f"{flags.get(keyword, '--model ' + args.model)}: "
+                         f"{message or error}") from None
 
 
 def check_save_destination(args: argparse.Namespace) -> None:
@@ -174,10 +214,11 @@ def finish(args: argparse.Namespace, result: dict[str, Any], text: str) -> int:
 
 # ---------------------------------------------------------------- the work
 def model_from_args(args: argparse.Namespace):
+    options = dropout_options(args)
     if args.model == "mlp":
         return build_model("mlp", sizes=[784, *(args.hidden or DEFAULT_HIDDEN), 10],
-                           seed=args.seed)
-    return build_model(args.model, seed=args.seed)
+                           seed=args.seed, **options)
+    return build_model(args.model, seed=args.seed, **options)
 
 
 def load_data(name: str, quiet: bool):

@@ -2,6 +2,17 @@
 LeNet models."""
 
 from tinysparse.nn import init
+from tinysparse.nn.dropout import (
+    DropConnect,
+    Dropout,
+    TargetedDropout,
+    WeightNoise,
+    derived_seed,
+    deterministic,
+    dropout_layers,
+    mc_dropout,
+    predict_mc,
+)
 from tinysparse.nn.layers import (
     ACTIVATIONS,
     Conv2d,
@@ -23,6 +34,7 @@ from tinysparse.nn.sparse_layers import (
     SparseLinear,
     as_dense,
     has_sparse_layers,
+    set_weight_noise,
     to_dense,
     to_sparse,
 )
@@ -33,4 +45,6 @@ __all__ = [
     "SparseLayer", "SparseLinear", "Tanh", "as_dense", "build_from_spec", "build_model",
     "clone", "init",
     "has_sparse_layers", "lenet300", "lenet5", "mlp", "to_dense", "to_sparse",
+    "DropConnect", "Dropout", "TargetedDropout", "WeightNoise", "derived_seed",
+    "dropout_layers", "mc_dropout", "predict_mc", "set_weight_noise", "deterministic",
 ]

@@ -3,6 +3,11 @@
 A masked Linear or Conv2d multiplies ``W ⊙ M`` with the dense kernels (BLAS). When pruning
 leaves it sparse enough, it is replaced by its twin on the sparse kernels
 (:mod:`tinysparse.nn.sparse_layers`).
+
+A Linear or Conv2d may carry a *weight noise* (``weight_noise=DropConnect(0.5, seed=1)``,
+or :class:`~tinysparse.nn.dropout.TargetedDropout`): while training, each step multiplies
+the weights the noise keeps, ``W ⊙ M ⊙ keep · scale`` (see :mod:`tinysparse.nn.dropout`).
+The Dropout layer itself is in that module too.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import numpy as np
 from tinysparse.autograd import (
     Tensor,
     conv2d,
+    dropout,
     get_default_dtype,
     linear,
     max_pool2d,
@@ -21,6 +27,7 @@ from tinysparse.autograd import (
     sigmoid,
     tanh,
 )
+from tinysparse.nn.dropout import WeightNoise, weight_noise_from
 from tinysparse.nn.init import as_generator, get_initializer
 from tinysparse.nn.module import (
     BOOLEAN,
@@ -33,6 +40,24 @@ from tinysparse.nn.module import (
     build_from_spec,
     short_repr,
 )
+
+
+def weight_in_use(layer: Module) -> Tensor:
+    """The weight a Linear/Conv2d multiplies by in this forward pass: ``W ⊙ M`` (its mask,
+    if any), and while training with a weight noise ``W ⊙ M ⊙ keep · scale`` with
+    ``keep`` drawn afresh (DropConnect, targeted dropout). A graph op either way, so the
+    gradient of a dropped or pruned weight is zero."""
+    noise: WeightNoise | None = layer.weight_noise
+    if noise is None or not layer.training:
+        return layer.masked("weight")
+    keep = noise.keep(layer.weight.data, layer._masks.get("weight"))  # pruned: never kept
+    return dropout(layer.weight, keep, noise.scale)
+
+
+def weight_noise_args(layer: Module) -> dict[str, Any]:
+    """``{"weight_noise": spec}`` when the layer has a weight noise (else nothing, so the
+    spec of a layer without one is what it always was)."""
+    return {} if layer.weight_noise is None else {"weight_noise": layer.weight_noise.spec()}
 
 
 class Linear(Module):
@@ -50,6 +75,9 @@ class Linear(Module):
         Randomness for the initialiser (an int is a seed).
     dtype : numpy dtype, optional
         Defaults to :func:`~tinysparse.autograd.get_default_dtype`.
+    weight_noise : WeightNoise or its spec, optional
+        What to drop from the weights at each training step:
+        :class:`~tinysparse.nn.DropConnect`, :class:`~tinysparse.nn.TargetedDropout`.
     """
 
     spec_arguments: ClassVar[dict[str, SpecArgument]] = {
@@ -63,6 +91,7 @@ class Linear(Module):
         init: str = "glorot_normal",
         rng: np.random.Generator | int | None = None,
         dtype: Any = None,
+        weight_noise: WeightNoise | dict | None = None,
     ) -> None:
         super().__init__()
         if in_features < 1 or out_features < 1:
@@ -75,6 +104,7 @@ class Linear(Module):
         shape = (self.out_features, self.in_features)
         self.weight = Parameter(get_initializer(init)(shape, as_generator(rng)), dtype=dtype)
         self.bias = Parameter(np.zeros(self.out_features), dtype=dtype) if bias else None
+        self.weight_noise = weight_noise_from(weight_noise)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.in_features:
@@ -82,13 +112,14 @@ class Linear(Module):
                 f"{self.describe()}: expected input of shape (N, {self.in_features}), got "
                 f"{x.shape}; the weight has shape {self.weight.shape}"
             )
-        return linear(x, self.masked("weight"), self.bias)
+        return linear(x, weight_in_use(self), self.bias)
 
     def constructor_args(self) -> dict[str, Any]:
         return {
             "in_features": self.in_features,
             "out_features": self.out_features,
             "bias": self.bias is not None,
+            **weight_noise_args(self),
         }
 
     @classmethod
@@ -109,8 +140,8 @@ class Conv2d(Module):
     ----------
     in_channels, out_channels, kernel_size : int
     stride, padding : int
-    bias, init, rng, dtype
-        As for :class:`Linear` (fans count the kernel's area).
+    bias, init, rng, dtype, weight_noise
+        As for :class:`Linear` (fans count the kernel's area; a unit is a filter).
     """
 
     spec_arguments: ClassVar[dict[str, SpecArgument]] = {
@@ -129,6 +160,7 @@ class Conv2d(Module):
         init: str = "glorot_normal",
         rng: np.random.Generator | int | None = None,
         dtype: Any = None,
+        weight_noise: WeightNoise | dict | None = None,
     ) -> None:
         super().__init__()
         if min(in_channels, out_channels, kernel_size, stride) < 1 or padding < 0:
@@ -143,6 +175,7 @@ class Conv2d(Module):
         shape = (self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
         self.weight = Parameter(get_initializer(init)(shape, as_generator(rng)), dtype=dtype)
         self.bias = Parameter(np.zeros(self.out_channels), dtype=dtype) if bias else None
+        self.weight_noise = weight_noise_from(weight_noise)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -150,7 +183,7 @@ class Conv2d(Module):
                 f"{self.describe()}: expected input of shape (N, {self.in_channels}, H, W), "
                 f"got {x.shape}; the weight has shape {self.weight.shape}"
             )
-        return conv2d(x, self.masked("weight"), self.bias, self.stride, self.padding)
+        return conv2d(x, weight_in_use(self), self.bias, self.stride, self.padding)
 
     def constructor_args(self) -> dict[str, Any]:
         return {
@@ -160,6 +193,7 @@ class Conv2d(Module):
             "stride": self.stride,
             "padding": self.padding,
             "bias": self.bias is not None,
+            **weight_noise_args(self),
         }
 
     @classmethod

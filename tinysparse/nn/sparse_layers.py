@@ -17,6 +17,10 @@ other parameter, and a pruned weight is not stored at all, so nothing can make i
 The dense matrix is computed when asked for (:meth:`SparseLayer.dense_weight`,
 ``model.state_dict()``) and never written back: it is a picture, not a second copy.
 
+A weight noise (DropConnect, targeted dropout: :mod:`tinysparse.nn.dropout`) comes along
+with the layer; here it drops entries of ``values`` at each training step, so the
+structure is never rebuilt.
+
 :func:`to_sparse` and :func:`to_dense` make the replacement by hand. Pruning calls them
 itself (:func:`tinysparse.prune.apply_masks`): a user prunes and trains as before.
 """
@@ -27,8 +31,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tinysparse.autograd import Tensor, get_default_dtype
-from tinysparse.nn.layers import Conv2d, Linear
+from tinysparse.autograd import Tensor, dropout, get_default_dtype
+from tinysparse.nn.dropout import WeightNoise, weight_noise_from
+from tinysparse.nn.layers import Conv2d, Linear, weight_noise_args
 from tinysparse.nn.module import Module, Parameter, clone
 from tinysparse.sparse import (
     Mask,
@@ -41,13 +46,15 @@ from tinysparse.sparse import (
 
 class SparseLayer(Module, abstract=True):
     """What :class:`SparseLinear` and :class:`SparseConv2d` share: the weight's mask, its
-    CSR ``structure`` and the kept weights ``values``; ``bias`` as in the dense layer."""
+    CSR ``structure`` and the kept weights ``values``; ``bias`` and ``weight_noise`` as in
+    the dense layer."""
 
     #: the dense layer this one is the twin of (the same arguments and state shapes)
     dense_type: ClassVar[type[Module]]
     spec_masks = ("weight",)  # the mask is part of the architecture
 
-    def __init__(self, mask: Mask, weight_shape: tuple[int, ...], bias: bool, dtype: Any) -> None:
+    def __init__(self, mask: Mask, weight_shape: tuple[int, ...], bias: bool, dtype: Any,
+                 weight_noise: WeightNoise | dict | None = None) -> None:
         super().__init__()
         mask = Mask(mask)  # its own (the dense twin's keeps a float copy for W ⊙ M)
         mask.check_shape(weight_shape, f"the weight of {type(self).__name__}")
@@ -56,6 +63,7 @@ class SparseLayer(Module, abstract=True):
         self.structure = structure_of(mask)
         self.values = Parameter(np.zeros(mask.kept), dtype=dtype)
         self.bias = Parameter(np.zeros(weight_shape[0]), dtype=dtype) if bias else None
+        self.weight_noise = weight_noise_from(weight_noise)
 
     # ---------------------------------------------------------------- the weight
     @property
@@ -69,6 +77,15 @@ class SparseLayer(Module, abstract=True):
             f"{self.describe()} stores only the weights its mask keeps, in .values (CSR "
             f"order, see .structure); .dense_weight() gives the matrix, "
             f"tinysparse.nn.to_dense(model) the dense layer")
+
+    def values_in_use(self) -> Tensor:
+        """The stored weights this forward pass multiplies by: ``values``, and while
+        training with a weight noise ``values ⊙ keep · scale`` (the structure stays)."""
+        noise = self.weight_noise
+        if noise is None or not self.training:
+            return self.values
+        keep = noise.keep_values(self.values.data, self.structure)
+        return dropout(self.values, keep, noise.scale)
 
     def dense_weight(self) -> np.ndarray:
         """The weight as a dense array: the kept values in their places, zeros elsewhere.
@@ -144,7 +161,9 @@ class SparseLayer(Module, abstract=True):
         return cls.dense_type.spec_state_shapes(args)
 
 def _copy_bias_and_mode(source: Module, target: Module) -> None:
-    """Give ``target`` the bias (and its mask), name and training mode of ``source``."""
+    """Give ``target`` the bias (and its mask), name, training mode and weight noise of
+    ``source`` (the noise object itself: its generator goes on where it was)."""
+    target.weight_noise = source.weight_noise
     if source.bias is not None:
         target.bias.data = source.bias.data.copy()
         if "bias" in source._masks:
@@ -164,6 +183,8 @@ class SparseLinear(SparseLayer):
         Which weights exist; fixed for the life of the layer.
     bias : bool
     dtype : numpy dtype, optional
+    weight_noise : WeightNoise or its spec, optional
+        As for :class:`~tinysparse.nn.Linear`; it drops stored weights.
 
     The weights start at zero; :meth:`from_dense` (what pruning uses) takes them from a
     dense layer.
@@ -173,19 +194,20 @@ class SparseLinear(SparseLayer):
     spec_arguments = Linear.spec_arguments
 
     def __init__(self, in_features: int, out_features: int, mask: Any, bias: bool = True,
-                 dtype: Any = None) -> None:
-        super().__init__(mask, (int(out_features), int(in_features)), bias, dtype)
+                 dtype: Any = None, weight_noise: WeightNoise | dict | None = None) -> None:
+        super().__init__(mask, (int(out_features), int(in_features)), bias, dtype,
+                         weight_noise)
         self.in_features, self.out_features = int(in_features), int(out_features)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"{self.describe()}: expected input of shape "
                              f"(N, {self.in_features}), got {x.shape}")
-        return sparse_linear(x, self.values, self.bias, self.structure)
+        return sparse_linear(x, self.values_in_use(), self.bias, self.structure)
 
     def constructor_args(self) -> dict[str, Any]:
         return {"in_features": self.in_features, "out_features": self.out_features,
-                "bias": self.bias is not None}
+                "bias": self.bias is not None, **weight_noise_args(self)}
 
     def extra_repr_short(self) -> str:
         return f" ({self.in_features} -> {self.out_features})"
@@ -201,16 +223,18 @@ class SparseConv2d(SparseLayer):
     mask : Mask or array_like of 0/1, shape (out_channels, in_channels, k, k)
     bias : bool
     dtype : numpy dtype, optional
+    weight_noise : WeightNoise or its spec, optional
     """
 
     dense_type = Conv2d
     spec_arguments = Conv2d.spec_arguments
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask: Any,
-                 stride: int = 1, padding: int = 0, bias: bool = True, dtype: Any = None
-                 ) -> None:
+                 stride: int = 1, padding: int = 0, bias: bool = True, dtype: Any = None,
+                 weight_noise: WeightNoise | dict | None = None) -> None:
         k = int(kernel_size)
-        super().__init__(mask, (int(out_channels), int(in_channels), k, k), bias, dtype)
+        super().__init__(mask, (int(out_channels), int(in_channels), k, k), bias, dtype,
+                         weight_noise)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = k, int(stride), int(padding)
 
@@ -218,13 +242,13 @@ class SparseConv2d(SparseLayer):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self.describe()}: expected input of shape "
                              f"(N, {self.in_channels}, H, W), got {x.shape}")
-        return sparse_conv2d(x, self.values, self.bias, self.structure, self.kernel_size,
-                             self.stride, self.padding)
+        return sparse_conv2d(x, self.values_in_use(), self.bias, self.structure,
+                             self.kernel_size, self.stride, self.padding)
 
     def constructor_args(self) -> dict[str, Any]:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": self.kernel_size, "stride": self.stride,
-                "padding": self.padding, "bias": self.bias is not None}
+                "padding": self.padding, "bias": self.bias is not None, **weight_noise_args(self)}
 
     def extra_repr_short(self) -> str:
         k = self.kernel_size
@@ -300,3 +324,33 @@ def as_dense(model: Module) -> Module:
     """``model`` itself when no layer runs on the sparse kernels, else a dense copy: for
     code that reads dense weights and must not change the model it was given."""
     return to_dense(clone(model)) if has_sparse_layers(model) else model
+
+
+#: the layers a weight noise (DropConnect, targeted dropout) can act on
+NOISY_LAYERS: tuple[type[Module], ...] = (Linear, Conv2d, SparseLinear, SparseConv2d)
+
+
+def set_weight_noise(model: Module, noises: dict[str, WeightNoise | None]) -> None:
+    """Give the named layers of ``model`` a weight noise (None takes it away), in place.
+
+    Parameters
+    ----------
+    model : Module
+    noises : dict layer name -> WeightNoise or None
+        e.g. ``{"fc1": DropConnect(0.5, seed=1), "fc2": DropConnect(0.5, seed=2)}``. Give
+        each layer its own object (its own generator): layers sharing one would draw
+        from one stream.
+
+    Raises
+    ------
+    ValueError
+        When a named layer has no weight to drop (an activation, a pooling layer).
+    """
+    for name, noise in noises.items():
+        layer = model.get_submodule(name)
+        if not isinstance(layer, NOISY_LAYERS):
+            raise ValueError(
+                f"weight_noise: {layer.describe()} has no weight to drop; DropConnect and "
+                f"targeted dropout act on {', '.join(t.__name__ for t in NOISY_LAYERS)}"
+                f" (put a Dropout layer after it to drop its outputs)")
+        layer.weight_noise = weight_noise_from(noise)

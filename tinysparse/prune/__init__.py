@@ -49,6 +49,7 @@ from tinysparse.prune.selection import (
     prunable_parameters,
     select_masks,
     threshold,
+    unit_masks,
 )
 from tinysparse.prune.sensitivity import sensitivity, sensitivity_table
 from tinysparse.prune.structured import shrink, structured_prune, unit_counts, unit_norms
@@ -64,4 +65,5 @@ __all__ = [
     "saliencies", "select_masks", "sensitivity", "sensitivity_table", "shrink",
     "sign_preserving_state", "snapshot", "sparsity_of", "structured_prune", "summarize",
     "supermask_masks", "threshold", "unit_counts", "unit_norms",
+    "unit_masks",
 ]

@@ -40,6 +40,7 @@ import numpy as np
 from tinysparse.autograd import Tensor, cross_entropy, mse_loss
 from tinysparse.data.dataset import training_examples
 from tinysparse.kernels import col2im, im2col, max_pool_backward, max_pool_forward
+from tinysparse.nn.dropout import deterministic
 from tinysparse.nn.layers import (
     Conv2d,
     Flatten,
@@ -112,7 +113,8 @@ def _forward(layers: Sequence[tuple[str, Module]], x: np.ndarray) -> list[np.nda
     """Plain NumPy forward pass; returns the input of every layer and the final output."""
     values = [x]
     for _, layer in layers:
-        x = layer(Tensor(x)).data
+        with deterministic(layer):  # the network itself: no weight noise sampled
+            x = layer(Tensor(x)).data
         values.append(x)
     return values
 
@@ -408,7 +410,8 @@ def unflatten_into(model: Module, names: Sequence[str], vector: np.ndarray) -> N
 
 # ---------------------------------------------------------------- per-example gradients
 def _loss_tensor(model: Module, x: np.ndarray, y: np.ndarray, loss: str) -> Tensor:
-    out = model(x)
+    with deterministic(model):  # the curvature of the network itself: no dropout samples
+        out = model(x)
     if loss == "cross_entropy":
         return cross_entropy(out, y)
     return mse_loss(out, Tensor(np.asarray(y).reshape(out.shape), dtype=out.dtype))
@@ -453,7 +456,8 @@ def gauss_newton_rows(
     params = [model.get_parameter(n) for n in names]
     rows = []
     for k in range(len(x)):
-        out = model(x[k : k + 1])
+        with deterministic(model):  # the network itself: no dropout samples
+            out = model(x[k : k + 1])
         z = out.data[0].astype(np.float64)
         if loss == "cross_entropy":
             p = np.exp(z - z.max())

@@ -32,6 +32,7 @@ from tinysparse import kernels
 from tinysparse.autograd import Tensor, no_grad
 from tinysparse.data.dataset import training_examples
 from tinysparse.kernels import im2col
+from tinysparse.nn.dropout import deterministic
 from tinysparse.nn.layers import Conv2d, Linear
 from tinysparse.nn.module import Module
 from tinysparse.nn.sparse_layers import to_dense
@@ -49,7 +50,7 @@ def layer_inputs(model: Module, x: np.ndarray) -> dict[str, np.ndarray]:
     im2col patches (one column per example and output position).
     """
     inputs: dict[str, np.ndarray] = {}
-    with no_grad():
+    with no_grad(), deterministic(model):  # the network itself: no weight noise sampled
         activation = Tensor(x)
         for name, layer in layer_sequence(model):
             if isinstance(layer, Linear):

@@ -131,8 +131,8 @@ METHODS: dict[str, PruningMethod] = {method.name: method for method in (
                   default_damping=1e-2, check_model=check_obs_size),
     PruningMethod("obs-layerwise", "OBS layer by layer on each layer's inputs (Frantar et "
                   "al. 2022)", procedure=_obs_layerwise_step, needs_data=True,
-                  override_scopes=(), hessians=(), default_damping=1e-2,
-                  schedules=("oneshot",)),
+                  scopes=("layer", "global"), override_scopes=(), hessians=(),
+                  default_damping=1e-2, schedules=("oneshot",)),
 )}
 
 
@@ -205,7 +205,8 @@ def prune(
     method : str
         How weights are scored: a method of :data:`METHODS` with a score function
         (``"magnitude"``, ``"random"``, ``"obd"`` with ``data=``).
-    scope : {"layer", "global"}
+    scope : {"layer", "global", "unit"}
+        ``"unit"``: every output unit (row, filter) pruned to ``sparsity`` on its own.
     parameters : list of str, optional
         Which weights to prune (default: every weight matrix/kernel, no biases).
     overrides : dict name -> float, optional

@@ -10,6 +10,16 @@
 
 The model is pruned in place; each function returns a :class:`PruneRun` with the test
 accuracy before pruning, right after pruning and after retraining.
+
+**Dropout when retraining** (Han et al. 2015, section 3.4): pruning has already removed
+capacity, so retraining should drop less. Dropout acts on neurons, and a layer's
+connections grow with the product of its neuron counts, ``C_i = N_i N_{i−1}``, so the
+rate after pruning is ``D_r = D_o √(C_ir / C_io)``. With ``adjust_dropout=True`` every
+Dropout layer that *follows* a pruned layer — it drops that layer's outputs, the neurons
+``N_i`` of Han's equation (Caffe's ``drop6`` after ``fc6``) — gets that rate after each
+pruning step, ``C`` counting the layer's kept weights (``o``: when the schedule started).
+A Dropout before the first weighted layer (on the input) follows no layer and keeps its
+rate.
 """
 
 from __future__ import annotations
@@ -21,9 +31,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tinysparse.data.dataset import Dataset
+from tinysparse.nn.dropout import Dropout
 from tinysparse.nn.module import Module
-from tinysparse.nn.sparse_layers import to_dense, to_sparse
-from tinysparse.prune.masks import layer_sparsities, sparsity_of
+from tinysparse.nn.sparse_layers import NOISY_LAYERS, to_dense, to_sparse
+from tinysparse.prune.masks import current_masks, layer_sparsities, sparsity_of
 from tinysparse.prune.pruning import check_method_options, prune_step
 from tinysparse.prune.selection import check_sparsity
 from tinysparse.sparse import density_threshold_set
@@ -82,6 +93,52 @@ def sparsity_at(final: float, progress: float, schedule: str) -> float:
     return final
 
 
+def dropout_after_layers(model: Module) -> dict[str, str]:
+    """Each Dropout layer's name -> the weighted layer (Linear, Conv2d or a sparse twin)
+    it follows, i.e. whose outputs it drops; Dropout layers before any weighted layer
+    are left out."""
+    following, last_weighted = {}, None
+    for name, module in model.named_modules():
+        if isinstance(module, NOISY_LAYERS):
+            last_weighted = name
+        elif isinstance(module, Dropout) and last_weighted is not None:
+            following[name] = last_weighted
+    return following
+
+
+def connections(model: Module, layer: str) -> int:
+    """C: the number of weights layer ``layer`` keeps (all of them when unpruned)."""
+    name = f"{layer}.weight" if layer else "weight"
+    mask = current_masks(model, [name]).get(name)
+    return mask.kept if mask is not None else math.prod(model.state_shapes()[name])
+
+
+class DropoutAdjustment:
+    """Han et al.'s ``D_r = D_o √(C_r / C_o)`` for every Dropout layer that follows a
+    weighted layer of ``model``; ``D_o`` and ``C_o`` are read when this is made."""
+
+    def __init__(self, model: Module) -> None:
+        self.model = model
+        self.layers = dropout_after_layers(model)
+        if not self.layers:
+            raise ValueError("adjust_dropout: the model has no Dropout layer after a Linear "
+                             "or Conv2d layer, so there is no rate to adjust (build it with "
+                             "dropout=, e.g. tinysparse.nn.lenet300(dropout=0.5))")
+        self.original = {name: (model.get_submodule(name).p, connections(model, layer))
+                         for name, layer in self.layers.items()}
+
+    def apply(self) -> dict[str, float]:
+        """Set every rate for the model's current masks; return them by Dropout layer."""
+        rates = {}
+        for name, layer in self.layers.items():
+            rate, original_connections = self.original[name]
+            # D_r = D_o √(C_r / C_o)
+            rates[name] = rate * math.sqrt(connections(self.model, layer)
+                                           / original_connections)
+            self.model.get_submodule(name).set_p(rates[name])
+        return rates
+
+
 def prune_and_retrain(
     model: Module,
     data: Dataset,
@@ -100,6 +157,7 @@ def prune_and_retrain(
     quiet: bool = True,
     dense_test_accuracy: float | None = None,
     allow_empty_layers: bool = False,
+    adjust_dropout: bool = False,
     **method_options: Any,
 ) -> PruneRun:
     """Prune a trained ``model`` to ``sparsity`` following ``schedule``, retraining as it goes.
@@ -132,6 +190,11 @@ def prune_and_retrain(
     allow_empty_layers : bool
         Let a weight lose every entry (refused by default, see
         :func:`~tinysparse.prune.masks.apply_masks`).
+    adjust_dropout : bool
+        After each pruning step, set the rate of every Dropout layer that follows a
+        pruned layer to Han et al.'s ``D_r = D_o √(C_r / C_o)`` (see the module's
+        docstring); the rates are in ``run.extra["dropout"]`` and in each round's record.
+        The model keeps the last rates.
     """
     check_method_options(method, scope, schedule, hessian=method_options.get("hessian"),
                          damping=method_options.get("damping"), overrides=overrides)
@@ -143,6 +206,7 @@ def prune_and_retrain(
                          "give it at least one epoch")
     if dense_test_accuracy is None:
         dense_test_accuracy = _test_accuracy(model, data)
+    adjustment = DropoutAdjustment(model) if adjust_dropout else None
     run = PruneRun(schedule, method, scope, sparsity, dense_test_accuracy)
     fit_options = dict(batch_size=batch_size, optimizer=optimizer, lr=retrain_lr, quiet=quiet)
 
@@ -159,6 +223,8 @@ def prune_and_retrain(
                 run.extra[key] = run.extra.get(key, 0.0) + measured[key]
         if "layer_relative_error" in measured:
             run.extra.update(measured)
+        if adjustment is not None:
+            run.extra["dropout"] = adjustment.apply()
         return target
 
     if schedule in ("oneshot", "iterative"):
@@ -172,7 +238,8 @@ def prune_and_retrain(
             run.rounds.append({"round": index, "target_sparsity": target,
                                "sparsity": sparsity_of(model),
                                "pruned_test_accuracy": pruned,
-                               "test_accuracy": _test_accuracy(model, data)})
+                               "test_accuracy": _test_accuracy(model, data),
+                               **({"dropout": run.extra["dropout"]} if adjustment else {})})
         run.pruned_test_accuracy = run.rounds[-1]["pruned_test_accuracy"]
     else:
         steps_per_epoch = math.ceil(len(data.x_train) / batch_size)

@@ -7,10 +7,14 @@ a score per weight, higher = more important. This module turns scores into masks
   all, or one per parameter);
 * ``scope="global"``: one threshold across all parameters, so layers with many
   unimportant weights lose more of them;
+* ``scope="unit"``: every output unit — a row of a Linear weight, a filter of a conv
+  kernel — is pruned to the sparsity on its own, so no unit keeps more of its inputs than
+  another (what targeted dropout, Gomez et al. 2019, trains a network to survive);
 * already-pruned weights count as pruned and stay pruned (their score is treated as −∞):
   successive prunes only ever add zeros;
 * the k lowest scores are dropped with k = round(sparsity · n), ties broken by position, so
-  the achieved sparsity is exact to one weight.
+  the achieved sparsity is exact to one weight (with ``scope="unit"``: in every unit,
+  n being the unit's number of weights).
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from tinysparse.nn.dropout import lowest_in_each_unit
 from tinysparse.nn.module import Module
 from tinysparse.sparse.mask import Mask
 
-SCOPES = ("layer", "global")
+SCOPES = ("layer", "global", "unit")
 
 
 def check_sparsity(sparsity: float, name: str = "sparsity") -> float:
@@ -89,6 +94,30 @@ def layer_masks(
     return masks
 
 
+def unit_masks(
+    scores: Mapping[str, np.ndarray],
+    sparsity: float | Mapping[str, float],
+    previous: Mapping[str, Mask] | None = None,
+) -> dict[str, Mask]:
+    """Prune each output unit (row of the parameter viewed as (units, rest)) to the
+    parameter's sparsity: drop the ``round(s · n)`` lowest scores of every unit of n
+    weights (more where an earlier mask already pruned more). A 1-D parameter (a bias)
+    is one unit."""
+    previous = previous or {}
+    masks = {}
+    for name, score in scores.items():
+        target = sparsity[name] if isinstance(sparsity, Mapping) else sparsity
+        target = check_sparsity(target, f"sparsity of {name}")
+        score = _masked_scores(score, previous.get(name))
+        units = score.reshape(len(score), -1) if score.ndim > 1 else score.reshape(1, -1)
+        k = int(round(target * units.shape[1]))
+        already = (np.zeros(len(units), dtype=int) if name not in previous else
+                   (~previous[name].keep.reshape(units.shape)).sum(axis=1))
+        drop = lowest_in_each_unit(units, np.maximum(k, already))
+        masks[name] = Mask(~drop.reshape(score.shape))
+    return masks
+
+
 def global_masks(
     scores: Mapping[str, np.ndarray],
     sparsity: float,
@@ -124,13 +153,15 @@ def select_masks(
         Importance of each weight (higher = keep).
     sparsity : float or dict name -> float
         Target fraction of zeros, in [0, 1). A dict gives each parameter its own
-        (layer scope only).
-    scope : {"layer", "global"}
+        (layer and unit scopes).
+    scope : {"layer", "global", "unit"}
+        ``"unit"``: each output unit of each parameter pruned to the sparsity.
     previous : dict name -> Mask, optional
         Current masks: their zeros are kept.
     overrides : dict name -> float, optional
         Parameters pruned to their own sparsity whatever the scope (e.g. the output layer
-        at half the rate); the others follow ``sparsity`` and ``scope``.
+        at half the rate; each of its units, with scope ``"unit"``); the others follow
+        ``sparsity`` and ``scope``.
 
     Returns
     -------
@@ -143,7 +174,8 @@ def select_masks(
         raise ValueError(f"overrides: {unknown} are not among the pruned parameters "
                          f"{sorted(scores)}")
     rest = {n: s for n, s in scores.items() if n not in overrides}
-    masks = layer_masks({n: scores[n] for n in overrides}, overrides, previous)
+    own_sparsity = unit_masks if scope == "unit" else layer_masks
+    masks = own_sparsity({n: scores[n] for n in overrides}, overrides, previous)
     if scope == "global":
         if isinstance(sparsity, Mapping):
             raise ValueError("sparsity: global scope takes one number (use overrides for "
@@ -151,7 +183,7 @@ def select_masks(
         if rest:
             masks.update(global_masks(rest, sparsity, previous))
     else:
-        masks.update(layer_masks(rest, sparsity, previous))
+        masks.update(own_sparsity(rest, sparsity, previous))
     return {name: masks[name] for name in scores}
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tinysparse.autograd import Tensor, no_grad
+from tinysparse.nn.dropout import deterministic
 from tinysparse.nn.layers import Conv2d, Flatten, Linear, Reshape, Sequential
 from tinysparse.nn.module import Module, build_from_spec
 from tinysparse.nn.sparse_layers import as_dense, to_dense
@@ -60,7 +61,7 @@ def unit_norms(model: Module, criterion: str = "l1") -> dict[str, np.ndarray]:
 def _input_shapes(model: Module, input_shape: Sequence[int]) -> list[tuple[int, ...]]:
     """The per-example input shape of every layer (one zero example run through)."""
     shapes = []
-    with no_grad():
+    with no_grad(), deterministic(model):  # no Dropout draws: looking changes nothing
         x = Tensor(np.zeros((1, *input_shape)), dtype=model.dtype)
         for _, layer in _layers(model):
             shapes.append(tuple(x.shape[1:]))
