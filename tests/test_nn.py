@@ -143,12 +143,17 @@ def test_spec_state_entries_agree_with_every_layer_type():
               ts.nn.Conv2d(3, 4, 2, stride=2, padding=1, bias=False), ts.nn.MaxPool2d(2),
               ts.nn.Flatten(), ts.nn.Reshape(1, 2), ts.nn.ReLU(), ts.nn.Tanh(),
               ts.nn.Sigmoid(), ts.nn.SparseLinear(3, 4, mask[:, :, 0, 0]),
-              ts.nn.SparseConv2d(3, 4, 2, mask), ts.nn.lenet5()]
+              ts.nn.SparseConv2d(3, 4, 2, mask), ts.nn.lenet5(), ts.nn.Dropout(0.3, seed=2),
+              ts.nn.Linear(3, 4, weight_noise=ts.nn.DropConnect(0.5, seed=1)),
+              ts.nn.Conv2d(3, 4, 2, weight_noise=ts.nn.TargetedDropout(0.5, 0.5, seed=3)),
+              ts.nn.lenet300(dropout=0.5, input_dropout=0.2, dropconnect=0.5)]
     built = {type(m).__name__ for m in layers}
     assert built >= {name for name, cls in Module.registry.items()
                      if cls.__module__.startswith("tinysparse.")}
     for module in layers:
-        assert sorted(module.constructor_args()) == sorted(type(module).spec_arguments)
+        declared = type(module).spec_arguments
+        required = {name for name, kind in declared.items() if not kind.optional}
+        assert required <= set(module.constructor_args()) <= set(declared)
         entries = spec_state_entries(json.loads(json.dumps(module.spec())))
         assert {name: entry.shape for name, entry in entries.items()} == module.state_shapes()
         assert {name for name, entry in entries.items() if entry.needs_mask} == (

@@ -151,7 +151,8 @@ def _check_declared(model: Module) -> None:
     before it builds the model. A new layer type that has weights or arguments must."""
     for _, module in model.named_modules():
         cls, args = type(module), module.constructor_args()
-        if sorted(args) != sorted(cls.spec_arguments) or \
+        required = {n for n, kind in cls.spec_arguments.items() if not kind.optional}
+        if not required <= set(args) <= set(cls.spec_arguments) or \
                 cls.spec_state_shapes(args) != module.local_state_shapes():
             raise ValueError(
                 f"{module.describe()}: the type {cls.__name__} does not declare what its "

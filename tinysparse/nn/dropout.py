@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tinysparse.autograd import Tensor, dropout, no_grad, softmax
-from tinysparse.nn.module import Module, check_finite_inputs
+from tinysparse.nn.module import PROBABILITY, SEED, Module, SpecArgument, check_finite_inputs
 from tinysparse.sparse.csr import SparseStructure
 from tinysparse.sparse.mask import Mask
 
@@ -135,6 +135,8 @@ class Dropout(Module):
             return x
         keep = bernoulli_keep(self.rng, x.shape, self.p)  # r ~ Bernoulli(1 − p)
         return dropout(x, keep, 1.0 / (1.0 - self.p))  # y = x ⊙ r / (1 − p)
+
+    spec_arguments: ClassVar[dict[str, SpecArgument]] = {"p": PROBABILITY, "seed": SEED}
 
     def constructor_args(self) -> dict[str, Any]:
         return {"p": self.p, "seed": self.seed}
@@ -234,6 +236,22 @@ def weight_noise_from(value: Any) -> WeightNoise | None:
     kinds = ", ".join(WeightNoise.registry)
     raise ValueError(f"weight_noise: expected None, a WeightNoise ({kinds}) or its spec, got "
                      f"{value!r}")
+
+
+def _is_weight_noise_spec(value: Any) -> bool:
+    """Whether a spec read from a file describes a valid weight noise."""
+    if not isinstance(value, dict):
+        return False
+    try:
+        weight_noise_from(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+#: the spec argument of a layer that may carry a weight noise (left out when it has none)
+WEIGHT_NOISE = SpecArgument("a weight noise's spec, e.g. {\"type\": \"DropConnect\", "
+                            "\"p\": 0.5, \"seed\": 1}", _is_weight_noise_spec, optional=True)
 
 
 class DropConnect(WeightNoise):

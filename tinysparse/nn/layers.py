@@ -27,7 +27,7 @@ from tinysparse.autograd import (
     sigmoid,
     tanh,
 )
-from tinysparse.nn.dropout import WeightNoise, weight_noise_from
+from tinysparse.nn.dropout import WEIGHT_NOISE, WeightNoise, weight_noise_from
 from tinysparse.nn.init import as_generator, get_initializer
 from tinysparse.nn.module import (
     BOOLEAN,
@@ -81,7 +81,8 @@ class Linear(Module):
     """
 
     spec_arguments: ClassVar[dict[str, SpecArgument]] = {
-        "in_features": POSITIVE_INT, "out_features": POSITIVE_INT, "bias": BOOLEAN}
+        "in_features": POSITIVE_INT, "out_features": POSITIVE_INT, "bias": BOOLEAN,
+        "weight_noise": WEIGHT_NOISE}
 
     def __init__(
         self,
@@ -147,7 +148,7 @@ class Conv2d(Module):
     spec_arguments: ClassVar[dict[str, SpecArgument]] = {
         "in_channels": POSITIVE_INT, "out_channels": POSITIVE_INT,
         "kernel_size": POSITIVE_INT, "stride": POSITIVE_INT, "padding": NON_NEGATIVE_INT,
-        "bias": BOOLEAN}
+        "bias": BOOLEAN, "weight_noise": WEIGHT_NOISE}
 
     def __init__(
         self,

@@ -418,6 +418,7 @@ class SpecArgument(NamedTuple):
 
     expected: str  # how an error describes it, e.g. "a positive integer"
     accepts: Callable[[Any], bool]
+    optional: bool = False  # a spec may leave it out (the constructor's default applies)
 
 
 # In JSON ``true`` is not a number, but in Python it is an int: the tests are on exact types.
@@ -427,6 +428,10 @@ BOOLEAN = SpecArgument("true or false", lambda v: type(v) is bool)
 POSITIVE_INTS = SpecArgument(
     "a non-empty list of positive integers",
     lambda v: type(v) is list and len(v) > 0 and all(POSITIVE_INT.accepts(n) for n in v))
+PROBABILITY = SpecArgument("a number in [0, 1)",
+                           lambda v: type(v) in (int, float) and 0 <= v < 1)
+SEED = SpecArgument("an integer >= 0 or null",
+                    lambda v: v is None or NON_NEGATIVE_INT.accepts(v))
 
 
 class StateEntry(NamedTuple):
@@ -496,14 +501,14 @@ def _check_spec_args(cls: type[Module], args: Any, where: str) -> None:
         raise ValueError(f"{where}: args must be an object, found {short_repr(args)}")
     expected = cls.spec_arguments
     unknown = sorted(set(args) - set(expected))
-    missing = [name for name in expected if name not in args]
+    missing = [name for name, kind in expected.items() if name not in args and not kind.optional]
     if unknown or missing:
         takes = ", ".join(expected) or "no arguments"
         problem = (f"unknown argument {short_repr(unknown[0])}" if unknown
                    else f"missing argument {missing[0]!r}")
         raise ValueError(f"{where}: {problem}; a {cls.__name__} takes {takes}")
     for name, kind in expected.items():
-        if not kind.accepts(args[name]):
+        if name in args and not kind.accepts(args[name]):
             raise ValueError(f"{where}: {name} must be {kind.expected}, found "
                              f"{short_repr(args[name])}")
 
