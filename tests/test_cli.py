@@ -205,3 +205,29 @@ def test_a_training_that_ends_worse_says_so_in_its_output(capsys):
     assert code == 0 and "ended worse than it started" in result["warnings"][0], result
     code, out, err = run_cli(capsys, *argv, "--quiet")
     assert "warning: training ended worse" in out and "TrainingWarning" not in err
+
+
+def test_sparsify_targeted_dropout_reports_like_prune(capsys):
+    code, out, _ = run_cli(capsys, "sparsify", "--method", "targeted-dropout", "--model", "mlp",
+                           "--hidden", "32", "--epochs", "1", "--sparsity", "0.8",
+                           "--baseline", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["method"] == "targeted-dropout" and result["gamma"] == 0.8
+    for key in ("test_accuracy", "sparsity", "compression", "layers", "unpruned_test_accuracy",
+                "pruned_test_accuracy", "baseline_test_accuracy"):
+        assert key in result, key
+    assert result["sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert result["test_accuracy"] == result["pruned_test_accuracy"]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--method", "targeted-dropout", "--alpha", "1.5"], "argument --alpha: alpha: expected"),
+    (["--method", "targeted-dropout", "--sparsity", "1"], "argument --sparsity: gamma: expected"),
+    (["--method", "targeted-dropout", "--variant", "row"], "invalid choice: 'row'"),
+    (["--method", "dropin"], "invalid choice: 'dropin'"),
+])
+def test_sparsify_refuses_bad_options_before_training(argv, expected, capsys, no_training):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sparsify", *argv, "--quiet"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and expected in err and len(err.strip().splitlines()) == 1

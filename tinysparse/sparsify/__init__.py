@@ -12,61 +12,27 @@ Every method is a row of :data:`METHODS` with one function
 that trains ``model`` (built by the caller) in place and returns what it measured.
 """
 
-from __future__ import annotations
+from functools import partial
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from tinysparse.nn.dropout import check_fraction, check_probability
+from tinysparse.sparsify import targeted
+from tinysparse.sparsify.method import Option, SparsifyMethod, SparsifyRun
 
+#: The table of sparsifying methods.
+METHODS: dict[str, SparsifyMethod] = {method.name: method for method in (
+    SparsifyMethod(
+        "targeted-dropout",
+        "targeted dropout (Gomez et al. 2019): drop each unit's γ smallest weights with "
+        "probability α while training, then prune them without retraining",
+        targeted.run,
+        (Option("gamma", partial(check_probability, name="gamma"), 0.5,
+                "γ: the fraction of each unit's weights (or of the units) that are "
+                "candidates, and the sparsity pruned to afterwards", flag="sparsity"),
+         Option("alpha", partial(check_fraction, name="alpha"), 0.5,
+                "α: the probability of dropping a candidate"),
+         Option("variant", str, "weight", "weight: each unit's smallest weights; unit: the "
+                                          "units with the smallest L2 norm",
+                choices=("weight", "unit")))),
+)}
 
-@dataclass
-class SparsifyRun:
-    """What a sparsifying method did; accuracies are on the test split, fractions in [0, 1].
-
-    ``unpruned_test_accuracy`` and ``pruned_test_accuracy`` are set by the methods that
-    train a dense network and prune it afterwards (the test accuracy before and right after
-    that prune); ``test_accuracy`` is the final model's. ``sparsity`` and ``layers`` count
-    the prunable weights (as :func:`tinysparse.prune.sparsity_of` and
-    :func:`tinysparse.prune.layer_sparsities`), ``compression`` = weights / non-zeros.
-    """
-
-    method: str
-    test_accuracy: float
-    sparsity: float
-    compression: float
-    layers: dict[str, float] = field(default_factory=dict)
-    unpruned_test_accuracy: float | None = None
-    pruned_test_accuracy: float | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # method-specific figures
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Option:
-    """One of a method's own options, as ``run`` takes it and the command line shows it
-    (``--<name with dashes>``); ``default`` is the paper's."""
-
-    name: str
-    type: Callable[[str], Any]
-    default: Any
-    help: str
-
-
-@dataclass(frozen=True)
-class SparsifyMethod:
-    """One method: its name, a one-line summary (for the CLI's help), its function, and
-    the options ``run`` takes beyond the training ones."""
-
-    name: str
-    summary: str
-    run: Callable[..., SparsifyRun]
-    options: tuple[Option, ...] = ()
-
-
-#: The table of sparsifying methods (filled as they land).
-METHODS: dict[str, SparsifyMethod] = {}
-
-__all__ = ["METHODS", "Option", "SparsifyMethod", "SparsifyRun"]
+__all__ = ["METHODS", "Option", "SparsifyMethod", "SparsifyRun", "targeted"]

@@ -33,7 +33,7 @@ from tinysparse.prune.masks import current_masks, layer_sparsities, sparsity_of
 from tinysparse.prune.pruning import prune
 from tinysparse.prune.selection import check_sparsity, prunable_parameters
 from tinysparse.prune.structured import structured_prune
-from tinysparse.sparsify import SparsifyRun
+from tinysparse.sparsify.method import SparsifyRun
 from tinysparse.train import evaluate, fit
 
 #: The paper's defaults: the authors' released configurations train with α = 0.5 and

@@ -1,0 +1,62 @@
+"""The shape of a sparsifying method: its row in the table, its options, what it reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class SparsifyRun:
+    """What a sparsifying method did; accuracies are on the test split, fractions in [0, 1].
+
+    ``unpruned_test_accuracy`` and ``pruned_test_accuracy`` are set by the methods that
+    train a dense network and prune it afterwards (the test accuracy before and right after
+    that prune); ``test_accuracy`` is the final model's. ``sparsity`` and ``layers`` count
+    the prunable weights (as :func:`tinysparse.prune.sparsity_of` and
+    :func:`tinysparse.prune.layer_sparsities`), ``compression`` = weights / non-zeros.
+    """
+
+    method: str
+    test_accuracy: float
+    sparsity: float
+    compression: float
+    layers: dict[str, float] = field(default_factory=dict)
+    unpruned_test_accuracy: float | None = None
+    pruned_test_accuracy: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # method-specific figures
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One of a method's own options, as ``run`` takes it (``name``) and the command line
+    shows it (``--<flag>``, by default the name with dashes); ``type`` turns the text into
+    the value (raising a ValueError that names the option), ``default`` is the paper's,
+    ``choices`` the values it takes when they are few."""
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    flag: str | None = None
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def command_line_flag(self) -> str:
+        return "--" + (self.flag or self.name).replace("_", "-")
+
+
+@dataclass(frozen=True)
+class SparsifyMethod:
+    """One method: its name, a one-line summary (for the CLI's help), its function, and
+    the options ``run`` takes beyond the training ones."""
+
+    name: str
+    summary: str
+    run: Callable[..., SparsifyRun]
+    options: tuple[Option, ...] = ()
