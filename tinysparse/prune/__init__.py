@@ -51,7 +51,13 @@ from tinysparse.prune.selection import (
     threshold,
 )
 from tinysparse.prune.sensitivity import sensitivity, sensitivity_table
-from tinysparse.prune.structured import shrink, structured_prune, unit_counts, unit_norms
+from tinysparse.prune.structured import (
+    shrink,
+    structured_prune,
+    unit_counts,
+    unit_masks,
+    unit_norms,
+)
 
 __all__ = [
     "CONTROLS", "METHODS", "SCHEDULES", "SCOPES", "SUPERMASK_CRITERIA", "LotteryRound",
@@ -63,5 +69,5 @@ __all__ = [
     "random_init_state", "random_masks_like", "random_scores", "remove_masks", "rewind_to",
     "saliencies", "select_masks", "sensitivity", "sensitivity_table", "shrink",
     "sign_preserving_state", "snapshot", "sparsity_of", "structured_prune", "summarize",
-    "supermask_masks", "threshold", "unit_counts", "unit_norms",
+    "supermask_masks", "threshold", "unit_counts", "unit_masks", "unit_norms",
 ]
