@@ -1,5 +1,5 @@
 """Ising-dropout (Salehinejad & Valaee 2019): the energy, the solver, the network's Ising
-model."""
+model, the gates that apply a state, and the recipe that ends in a pruned model."""
 
 import numpy as np
 import pytest
@@ -7,12 +7,17 @@ import pytest
 import tinysparse as ts
 from tinysparse.nn.ising import (
     IsingModel,
+    UnitGate,
     anneal,
     brute_force_ground_state,
     ising_energy,
     mlp_layers,
     network_ising_model,
 )
+from tinysparse.prune import shrink
+from tinysparse.sparsify import SparsifyRun
+from tinysparse.sparsify import ising as ising_dropout
+from tinysparse.sparsify.ising import gated_network, unit_state_masks
 
 
 def random_model(rng, n, groups=()):
@@ -114,6 +119,93 @@ def test_without_visible_units_the_inputs_are_held_on():
                                rtol=1e-6)
 
 
+# ---------------------------------------------------------------- applying a state
+
+
+def test_gates_drop_units_in_train_and_eval_and_stop_their_gradients():
+    gate = UnitGate(3)
+    gate.set_keep(np.array([True, False, True]))
+    x = ts.Tensor(np.ones((2, 3)), requires_grad=True)
+    for mode in (gate.train, gate.eval):
+        mode()
+        np.testing.assert_array_equal(gate(x).data, [[1, 0, 1], [1, 0, 1]])
+    gate(x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[1, 0, 1], [1, 0, 1]])
+
+
+def test_the_gated_network_trains_the_models_own_weights():
+    model = ts.nn.lenet300(seed=0)
+    network, gates = gated_network(model)
+    assert list(gates) == ["input", "fc1", "fc2"]
+    assert [id(p) for p in network.parameters()] == [id(p) for p in model.parameters()]
+    names = list(network._modules)
+    assert names.index("ising_input") == names.index("flatten") + 1
+    assert names.index("ising_fc1") == names.index("act1") + 1
+
+
+def test_the_compressed_model_computes_what_the_gated_network_computes(mnist5k):
+    model = ts.nn.mlp([784, 40, 30, 10], activation="sigmoid", seed=0)
+    ts.fit(model, (mnist5k.x_train[:200], mnist5k.y_train[:200]), epochs=1, quiet=True)
+    network, gates = gated_network(model)
+    rng = np.random.default_rng(0)
+    keep = {name: rng.random(gate.units) < 0.6 for name, gate in gates.items()}
+    for name, kept in keep.items():
+        gates[name].set_keep(kept)
+    x = mnist5k.x_test[:64]
+    expected = network(x).data
+    compressed = ts.nn.clone(model)
+    ts.prune.apply_masks(compressed, unit_state_masks(compressed, keep))
+    np.testing.assert_allclose(compressed(x).data, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(shrink(compressed)(x).data, expected, rtol=1e-5, atol=1e-6)
+    assert ts.nn.clone(compressed).state_dict().keys() == model.state_dict().keys()
+
+
+# ---------------------------------------------------------------- the recipe
+
+
+def run_small(mnist5k, seed=0, **options):
+    data = ts.data.Dataset("small", mnist5k.x_train[:256], mnist5k.y_train[:256],
+                           mnist5k.x_test[:200], mnist5k.y_test[:200], num_classes=10)
+    model = ts.nn.mlp([784, 32, 16, 10], seed=seed)
+    run = ising_dropout.run(model, data, epochs=2, lr=3e-3, batch_size=32, seed=seed,
+                            quiet=True, sweeps=60, **options)
+    return model, run, data
+
+
+def test_recipe_ends_in_a_pruned_model_that_drops_the_last_state(mnist5k):
+    model, run, data = run_small(mnist5k)
+    assert isinstance(run, SparsifyRun) and run.method == "ising"
+    assert len(run.extra["cycles"]) == 2 and run.extra["cycles"][0]["changed"] is None
+    keep = {name: np.array(kept) for name, kept in run.extra["keep"].items()}
+    assert run.extra["kept_units"] == {name: int(k.sum()) for name, k in keep.items()}
+    masks = dict(ts.nn.as_dense(model).named_masks())
+    # a dropped hidden unit: no incoming weight, no bias, no reader; a dropped pixel: no column
+    assert not masks["fc1.weight"].keep[~keep["fc1"]].any()
+    assert not masks["fc1.bias"].keep[~keep["fc1"]].any()
+    assert not masks["fc2.weight"].keep[:, ~keep["fc1"]].any()
+    assert not masks["fc1.weight"].keep[:, ~keep["input"]].any()
+    assert masks["fc1.weight"].keep[np.ix_(keep["fc1"], keep["input"])].all()
+    assert run.test_accuracy == ts.evaluate(model, *data.test)["accuracy"]
+    assert run.compression == pytest.approx(1 / (1 - run.sparsity))
+    assert 0 < run.extra["parameter_reduction"] < 1
+
+
+def test_same_seed_same_dropout_states_and_weights(mnist5k):
+    first_model, first, _ = run_small(mnist5k, seed=3)
+    second_model, second, _ = run_small(mnist5k, seed=3)
+    assert first.extra["cycles"] == second.extra["cycles"]
+    assert first.extra["keep"] == second.extra["keep"]
+    for name, values in first_model.state_dict().items():
+        np.testing.assert_array_equal(values, second_model.state_dict()[name])
+    _, other, _ = run_small(mnist5k, seed=4)
+    assert other.extra["keep"] != first.extra["keep"]
+
+
+def test_hidden_units_only(mnist5k):
+    _, run, _ = run_small(mnist5k, drop_inputs=False)
+    assert "input" not in run.extra["keep"]
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -144,3 +236,15 @@ def test_bad_input_names_the_argument():
         mlp_layers(ts.nn.lenet5())
     with pytest.raises(ValueError, match="model: Ising-dropout works on an MLP"):
         mlp_layers(ts.nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="units: expected a positive integer"):
+        UnitGate(0)
+    with pytest.raises(ValueError, match="keep must be a boolean vector of 3 units"):
+        UnitGate(3).set_keep(np.ones(4, dtype=bool))
+    data = ts.data.xor()
+    for options, message in (({"sweeps": 0}, "sweeps"), ({"restarts": 1.5}, "restarts"),
+                             ({"drop_inputs": "yes"}, "drop_inputs"),
+                             ({"epochs": 0}, "epochs")):
+        arguments = {"epochs": 1, "lr": 1e-3, "batch_size": 4, "seed": 0, "quiet": True,
+                     **options}
+        with pytest.raises(ValueError, match=message):
+            ising_dropout.run(ts.nn.mlp([2, 4, 2], flatten=False), data, **arguments)
