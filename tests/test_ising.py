@@ -88,6 +88,14 @@ def test_same_seed_same_state_and_the_state_is_a_local_minimum():
     assert np.all(delta >= 0)  # no single flip lowers the energy
 
 
+def test_a_warm_start_at_a_low_temperature_stays_near_its_initial_state():
+    model = random_model(np.random.default_rng(2), 10)
+    ground, energy = brute_force_ground_state(model)
+    result = anneal(model, sweeps=20, t_start=0.01, initial=ground, seed=0)
+    np.testing.assert_array_equal(result.spins, ground)
+    assert result.energy == pytest.approx(energy)
+
+
 # ---------------------------------------------------------------- the network's model
 
 
@@ -206,6 +214,11 @@ def test_hidden_units_only(mnist5k):
     assert "input" not in run.extra["keep"]
 
 
+def test_warm_start_is_seeded_too(mnist5k):
+    first = run_small(mnist5k, seed=1, warm_start=True)[1]
+    assert first.extra["cycles"] == run_small(mnist5k, seed=1, warm_start=True)[1].extra["cycles"]
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -230,6 +243,8 @@ def test_bad_input_names_the_argument():
         anneal(model, sweeps=0)
     with pytest.raises(ValueError, match="t_start, t_end"):
         anneal(model, t_start=0.1, t_end=1.0)
+    with pytest.raises(ValueError, match="initial: expected one state of 3 spins"):
+        anneal(model, initial=np.ones((2, 3)))
     with pytest.raises(ValueError, match="2\\^3 states; max_spins=2"):
         brute_force_ground_state(model, max_spins=2)
     with pytest.raises(ValueError, match="model: Ising-dropout works on MLPs.*'reshape'"):
@@ -243,6 +258,7 @@ def test_bad_input_names_the_argument():
     data = ts.data.xor()
     for options, message in (({"sweeps": 0}, "sweeps"), ({"restarts": 1.5}, "restarts"),
                              ({"drop_inputs": "yes"}, "drop_inputs"),
+                             ({"warm_start": 1}, "warm_start"),
                              ({"epochs": 0}, "epochs")):
         arguments = {"epochs": 1, "lr": 1e-3, "batch_size": 4, "seed": 0, "quiet": True,
                      **options}

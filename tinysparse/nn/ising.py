@@ -219,7 +219,8 @@ def _descend(model: IsingModel, rows: list[np.ndarray], s: np.ndarray, energy: f
 
 
 def anneal(model: IsingModel, *, sweeps: int = 1000, restarts: int = 1,
-           t_start: float = 3.0, t_end: float = 0.01, seed: int | None = 0) -> AnnealResult:
+           t_start: float = 3.0, t_end: float = 0.01, seed: int | None = 0,
+           initial: Any = None) -> AnnealResult:
     """Minimise the Ising energy (1) by simulated annealing (Kirkpatrick et al. 1983).
 
     Each restart starts from a random state and runs ``sweeps`` Metropolis sweeps while the
@@ -230,11 +231,18 @@ def anneal(model: IsingModel, *, sweeps: int = 1000, restarts: int = 1,
     descent then makes the state a local minimum (no single flip lowers E). The lowest of
     the restarts is returned. Same seed, same result.
 
+    ``initial`` (±1 spins) starts every restart from that state instead of a random one:
+    with a low ``t_start`` the annealer then looks for a low state *near* it.
+
     Returns
     -------
     AnnealResult
     """
     _check_anneal_arguments(sweeps, restarts, t_start, t_end)
+    start = None if initial is None else _check_spins(initial, model.n, "initial")
+    if start is not None and start.ndim != 1:
+        raise ValueError(f"initial: expected one state of {model.n} spins, got shape "
+                         f"{start.shape}")
     rng = np.random.default_rng(seed)
     scale = model.field_scale()
     temperatures = temperature_schedule(sweeps, t_start * scale, t_end * scale)
@@ -242,7 +250,7 @@ def anneal(model: IsingModel, *, sweeps: int = 1000, restarts: int = 1,
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     energies = []
     for _ in range(restarts):
-        s = rng.choice([-1.0, 1.0], size=model.n)
+        s = rng.choice([-1.0, 1.0], size=model.n) if start is None else start.copy()
         energy = model.energy(s)
         lowest, lowest_s = energy, s.copy()  # the lowest state visited on the way
         trace = np.empty(sweeps + 1)
