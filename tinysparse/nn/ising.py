@@ -26,6 +26,14 @@ This module has three parts, each usable alone:
 
 The network's Ising model (our reading of the paper; the choices are marked)
 -----------------------------------------------------------------------------
+What the paper's abstract and its follow-up (Salehinejad, Wang & Valaee 2019, "Ising
+dropout with node grouping") state: the network is a graph whose visible and hidden units
+are dropped by the Ising energy of that graph, solved in every training cycle, and the
+last state can be applied to the inference model. The copy of the paper we could read
+while writing this stops before its equations, so the mapping below (couplings from the
+weights, fields from the biases) is our reading of "the Ising energy of the network":
+check it against the paper's section 3 before quoting it as the paper's.
+
 * Spins: every *visible* unit (an input feature) and every *hidden* unit; the paper drops
   both. The output units (the classes) are never dropped (choice): their spins are held
   at +1, which turns their couplings into fields on the last hidden layer (3 below).
