@@ -231,3 +231,14 @@ def test_sparsify_refuses_bad_options_before_training(argv, expected, capsys, no
         main(["sparsify", *argv, "--quiet"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_sparsify_refuses_another_methods_option_and_takes_yes_no(capsys, no_training):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sparsify", "--method", "ising", "--alpha", "0.3", "--quiet"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "--alpha is an option of targeted-dropout, not of --method ising" in err
+    with pytest.raises(SystemExit):
+        main(["sparsify", "--method", "ising", "--drop-inputs", "maybe", "--quiet"])
+    assert "drop_inputs: expected yes or no, got 'maybe'" in capsys.readouterr().err

@@ -146,7 +146,8 @@ def test_spec_state_entries_agree_with_every_layer_type():
               ts.nn.SparseConv2d(3, 4, 2, mask), ts.nn.lenet5(), ts.nn.Dropout(0.3, seed=2),
               ts.nn.Linear(3, 4, weight_noise=ts.nn.DropConnect(0.5, seed=1)),
               ts.nn.Conv2d(3, 4, 2, weight_noise=ts.nn.TargetedDropout(0.5, 0.5, seed=3)),
-              ts.nn.lenet300(dropout=0.5, input_dropout=0.2, dropconnect=0.5)]
+              ts.nn.lenet300(dropout=0.5, input_dropout=0.2, dropconnect=0.5),
+              ts.nn.ising.UnitGate(5)]
     built = {type(m).__name__ for m in layers}
     assert built >= {name for name, cls in Module.registry.items()
                      if cls.__module__.startswith("tinysparse.")}

@@ -1,7 +1,7 @@
 """Modules, layers (dense, and their twins on the sparse kernels), initialisers and the
 LeNet models."""
 
-from tinysparse.nn import init
+from tinysparse.nn import init, ising
 from tinysparse.nn.dropout import (
     DropConnect,
     Dropout,
@@ -43,7 +43,7 @@ __all__ = [
     "ACTIVATIONS", "MODELS", "SPARSE_TWINS", "Conv2d", "Flatten", "Linear", "MaxPool2d",
     "Module", "Parameter", "ReLU", "Reshape", "Sequential", "Sigmoid", "SparseConv2d",
     "SparseLayer", "SparseLinear", "Tanh", "as_dense", "build_from_spec", "build_model",
-    "clone", "init",
+    "clone", "init", "ising",
     "has_sparse_layers", "lenet300", "lenet5", "mlp", "to_dense", "to_sparse",
     "DropConnect", "Dropout", "TargetedDropout", "WeightNoise", "derived_seed",
     "dropout_layers", "mc_dropout", "predict_mc", "set_weight_noise", "deterministic",

@@ -52,7 +52,13 @@ from tinysparse.prune.selection import (
     unit_masks,
 )
 from tinysparse.prune.sensitivity import sensitivity, sensitivity_table
-from tinysparse.prune.structured import shrink, structured_prune, unit_counts, unit_norms
+from tinysparse.prune.structured import (
+    shrink,
+    structured_prune,
+    unit_counts,
+    unit_norms,
+    unit_removal_masks,
+)
 
 __all__ = [
     "CONTROLS", "METHODS", "SCHEDULES", "SCOPES", "SUPERMASK_CRITERIA", "LotteryRound",
@@ -64,6 +70,6 @@ __all__ = [
     "random_init_state", "random_masks_like", "random_scores", "remove_masks", "rewind_to",
     "saliencies", "select_masks", "sensitivity", "sensitivity_table", "shrink",
     "sign_preserving_state", "snapshot", "sparsity_of", "structured_prune", "summarize",
-    "supermask_masks", "threshold", "unit_counts", "unit_norms",
-    "unit_masks",
+    "supermask_masks", "threshold", "unit_counts", "unit_masks", "unit_norms",
+    "unit_removal_masks",
 ]

@@ -11,7 +11,9 @@ Two steps, so that each can be checked:
 
 1. :func:`structured_prune` masks the units with the smallest L1 (or L2) norm of their
    incoming weights: the unit's weight row (or filter), its bias, and the next layer's
-   weights that read it. The masked network computes exactly what the smaller one will.
+   weights that read it (:func:`unit_removal_masks`, which other ways of choosing units,
+   such as Ising-dropout, share). The masked network computes exactly what the smaller
+   one will.
 2. :func:`shrink` builds that smaller dense network from the masked one.
 """
 
@@ -106,8 +108,41 @@ def structured_prune(
         The masks now on the model (rows, biases, and the readers' columns).
     """
     to_dense(model)  # the units are rows of dense weights; apply_masks moves layers back
-    layers = _layers(model)
     norms = unit_norms(model, criterion)
+    removed = {}
+    for name, layer_norms in norms.items():
+        share = fraction[name] if isinstance(fraction, Mapping) else fraction
+        if not 0 <= share < 1:
+            raise ValueError(f"fraction of {name}: expected a number in [0, 1), got {share}")
+        count = int(round(share * len(layer_norms)))
+        removed[name] = np.argsort(layer_norms, kind="stable")[:count]
+    masks = unit_removal_masks(model, removed, input_shape)
+    apply_masks(model, masks)
+    return masks
+
+
+def unit_removal_masks(
+    model: Module,
+    removed: Mapping[str, Sequence[int] | np.ndarray],
+    input_shape: Sequence[int] = (1, 28, 28),
+) -> dict[str, Mask]:
+    """The masks that remove whole units, on top of the masks the model already has.
+
+    Parameters
+    ----------
+    removed : dict hidden layer name -> indices of its units (rows or filters) to remove
+        For each, the unit's weight row (or filter), its bias, and the next weighted
+        layer's inputs that read it (its columns, or input channels) are masked.
+
+    Returns
+    -------
+    dict name -> Mask
+        Masks for every weight and bias that changes; nothing is applied yet (pass them to
+        :func:`tinysparse.prune.apply_masks`).
+    """
+    model = as_dense(model)
+    layers = _layers(model)
+    hidden = [layers[index][0] for index in _weighted(layers)[:-1]]
     shapes = _input_shapes(model, input_shape)
     keep: dict[str, np.ndarray] = {}
 
@@ -120,23 +155,21 @@ def structured_prune(
                          else np.ones(getattr(layer, param).shape, dtype=bool))
         return keep[key]
 
-    for index in _weighted(layers)[:-1]:
-        name, layer = layers[index]
-        share = fraction[name] if isinstance(fraction, Mapping) else fraction
-        if not 0 <= share < 1:
-            raise ValueError(f"fraction of {name}: expected a number in [0, 1), got {share}")
-        count = int(round(share * len(norms[name])))
-        removed = np.argsort(norms[name], kind="stable")[:count]
-        keep_of(name, "weight")[removed] = False
+    for name, units in removed.items():
+        if name not in hidden:
+            raise ValueError(f"removed: {name!r} is not a hidden Linear/Conv2d layer; "
+                             f"choose among {hidden} (the output layer keeps its units)")
+        index = [layer_name for layer_name, _ in layers].index(name)
+        layer = layers[index][1]
+        units = np.asarray(units, dtype=np.intp)
+        keep_of(name, "weight")[units] = False
         if layer.bias is not None:
-            keep_of(name, "bias")[removed] = False
+            keep_of(name, "bias")[units] = False
         reader_index, per_unit = _readers(layers, index, shapes)
         reader = layers[reader_index][0]
-        columns = (removed[:, None] * per_unit + np.arange(per_unit)).ravel()
+        columns = (units[:, None] * per_unit + np.arange(per_unit)).ravel()
         keep_of(reader, "weight")[:, columns] = False
-    masks = {key: Mask(values) for key, values in keep.items()}
-    apply_masks(model, masks)
-    return masks
+    return {key: Mask(values) for key, values in keep.items()}
 
 
 def shrink(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> Sequential:

@@ -15,8 +15,14 @@ that trains ``model`` (built by the caller) in place and returns what it measure
 from functools import partial
 
 from tinysparse.nn.dropout import check_fraction, check_probability
-from tinysparse.sparsify import targeted
-from tinysparse.sparsify.method import Option, SparsifyMethod, SparsifyRun
+from tinysparse.sparsify import ising, targeted
+from tinysparse.sparsify.method import (
+    Option,
+    SparsifyMethod,
+    SparsifyRun,
+    positive_integer,
+    yes_no,
+)
 
 #: The table of sparsifying methods.
 METHODS: dict[str, SparsifyMethod] = {method.name: method for method in (
@@ -33,6 +39,20 @@ METHODS: dict[str, SparsifyMethod] = {method.name: method for method in (
          Option("variant", str, "weight", "weight: each unit's smallest weights; unit: the "
                                           "units with the smallest L2 norm",
                 choices=("weight", "unit")))),
+    SparsifyMethod(
+        "ising",
+        "Ising-dropout (Salehinejad & Valaee 2019): each epoch, drop the units of a "
+        "low-energy Ising state of the MLP; remove the last state's units",
+        ising.run,
+        (Option("sweeps", partial(positive_integer, name="sweeps"), ising.DEFAULTS["sweeps"],
+                "annealing sweeps per solve"),
+         Option("restarts", partial(positive_integer, name="restarts"),
+                ising.DEFAULTS["restarts"], "independent solves; the lowest energy wins"),
+         Option("drop_inputs", partial(yes_no, name="drop_inputs"),
+                ising.DEFAULTS["drop_inputs"], "drop visible units (input pixels) too"),
+         Option("warm_start", partial(yes_no, name="warm_start"),
+                ising.DEFAULTS["warm_start"], "ours, not the paper's: start each solve "
+                                              "from the previous state, cool"))),
 )}
 
-__all__ = ["METHODS", "Option", "SparsifyMethod", "SparsifyRun", "targeted"]
+__all__ = ["METHODS", "Option", "SparsifyMethod", "SparsifyRun", "ising", "targeted"]

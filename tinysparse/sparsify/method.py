@@ -32,6 +32,26 @@ class SparsifyRun:
         return asdict(self)
 
 
+def positive_integer(text: Any, name: str = "value") -> int:
+    """An option's text as a positive integer, or a ValueError naming the option."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {text!r}")
+    return value
+
+
+def yes_no(text: Any, name: str = "value") -> bool:
+    """An option's text (``yes``/``no``, ``true``/``false``, ``1``/``0``) as a boolean."""
+    answers = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+    answer = answers.get(str(text).strip().lower())
+    if answer is None:
+        raise ValueError(f"{name}: expected yes or no, got {text!r}")
+    return answer
+
+
 @dataclass(frozen=True)
 class Option:
     """One of a method's own options, as ``run`` takes it (``name``) and the command line
