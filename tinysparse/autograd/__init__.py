@@ -11,7 +11,11 @@ from tinysparse.autograd.nn_ops import (
     conv2d,
     cross_entropy,
     flatten,
+    hard_concrete,
     linear,
+    local_reparameterisation_conv2d,
+    local_reparameterisation_linear,
+    log_alpha,
     log_softmax,
     max_pool2d,
     mse_loss,
@@ -19,6 +23,7 @@ from tinysparse.autograd.nn_ops import (
     sigmoid,
     softmax,
     tanh,
+    variational_dropout_kl,
 )
 from tinysparse.autograd.ops import (
     add,
@@ -56,4 +61,7 @@ __all__ = [
     "mse_loss", "mul", "neg", "no_grad", "numerical_gradient", "pow", "relu", "reshape",
     "set_default_dtype", "sigmoid", "softmax", "sub", "sum", "tanh", "topological_order",
     "transpose", "unbroadcast",
+    # sparse variational dropout and L0 gates
+    "hard_concrete", "local_reparameterisation_conv2d", "local_reparameterisation_linear",
+    "log_alpha", "variational_dropout_kl",
 ]
