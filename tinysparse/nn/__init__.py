@@ -26,6 +26,14 @@ from tinysparse.nn.sparse_layers import (
     to_dense,
     to_sparse,
 )
+from tinysparse.nn.variational import (
+    VariationalConv2d,
+    VariationalLayer,
+    VariationalLinear,
+    from_variational,
+    to_variational,
+    variational_kl,
+)
 
 __all__ = [
     "ACTIVATIONS", "MODELS", "SPARSE_TWINS", "Conv2d", "Flatten", "Linear", "MaxPool2d",
@@ -33,4 +41,7 @@ __all__ = [
     "SparseLayer", "SparseLinear", "Tanh", "as_dense", "build_from_spec", "build_model",
     "clone", "init",
     "has_sparse_layers", "lenet300", "lenet5", "mlp", "to_dense", "to_sparse",
+    # sparse variational dropout
+    "VariationalConv2d", "VariationalLayer", "VariationalLinear", "from_variational",
+    "to_variational", "variational_kl",
 ]

@@ -69,3 +69,11 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(0 if rng is None else rng)
+
+
+def derived_seed(seed: int | None, index: int) -> int:
+    """A seed for the ``index``-th stochastic layer of a model seeded with ``seed``: the same
+    model seed gives the same layer seeds, and different layers get different ones (NumPy's
+    ``SeedSequence`` mixes the pair, so neighbouring indices give unrelated streams)."""
+    return int(np.random.SeedSequence([0 if seed is None else int(seed), int(index)])
+               .generate_state(1)[0])
