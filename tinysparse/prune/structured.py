@@ -13,6 +13,9 @@ Two steps, so that each can be checked:
    incoming weights: the unit's weight row (or filter), its bias, and the next layer's
    weights that read it. The masked network computes exactly what the smaller one will.
 2. :func:`shrink` builds that smaller dense network from the masked one.
+
+:func:`remove_units` is step 1 for units chosen otherwise (L0 gates that closed, for
+example): it masks the units it is given.
 """
 
 from __future__ import annotations
@@ -104,9 +107,44 @@ def structured_prune(
     dict name -> Mask
         The masks now on the model (rows, biases, and the readers' columns).
     """
+    norms = unit_norms(model, criterion)
+    removed: dict[str, np.ndarray] = {}
+    for name, layer_norms in norms.items():
+        share = fraction[name] if isinstance(fraction, Mapping) else fraction
+        if not 0 <= share < 1:
+            raise ValueError(f"fraction of {name}: expected a number in [0, 1), got {share}")
+        count = int(round(share * len(layer_norms)))
+        removed[name] = np.argsort(layer_norms, kind="stable")[:count]
+    return remove_units(model, removed, input_shape)
+
+
+def remove_units(
+    model: Module,
+    removed: Mapping[str, Sequence[int] | np.ndarray],
+    input_shape: Sequence[int] = (1, 28, 28),
+) -> dict[str, Mask]:
+    """Mask the given units of hidden layers: each one's weight row (or filter), its bias,
+    and the next weighted layer's weights that read it; earlier masks are kept.
+
+    Parameters
+    ----------
+    removed : dict layer name -> unit indices
+        For hidden Linear/Conv2d layers (not the last weighted layer: the outputs stay).
+    input_shape : sequence of int
+        One example's shape (to follow channels through a Flatten).
+
+    Returns
+    -------
+    dict name -> Mask
+        The masks now on the model.
+    """
     to_dense(model)  # the units are rows of dense weights; apply_masks moves layers back
     layers = _layers(model)
-    norms = unit_norms(model, criterion)
+    hidden = {layers[index][0]: index for index in _weighted(layers)[:-1]}
+    unknown = sorted(set(removed) - set(hidden))
+    if unknown:
+        raise ValueError(f"removed: {unknown} {'is' if len(unknown) == 1 else 'are'} not "
+                         f"hidden Linear/Conv2d layers; the hidden layers are {list(hidden)}")
     shapes = _input_shapes(model, input_shape)
     keep: dict[str, np.ndarray] = {}
 
@@ -119,19 +157,18 @@ def structured_prune(
                          else np.ones(getattr(layer, param).shape, dtype=bool))
         return keep[key]
 
-    for index in _weighted(layers)[:-1]:
-        name, layer = layers[index]
-        share = fraction[name] if isinstance(fraction, Mapping) else fraction
-        if not 0 <= share < 1:
-            raise ValueError(f"fraction of {name}: expected a number in [0, 1), got {share}")
-        count = int(round(share * len(norms[name])))
-        removed = np.argsort(norms[name], kind="stable")[:count]
-        keep_of(name, "weight")[removed] = False
+    for name, units in removed.items():
+        index, layer = hidden[name], layers[hidden[name]][1]
+        units = np.asarray(units, dtype=np.int64).reshape(-1)
+        if units.size and (units.min() < 0 or units.max() >= layer.weight.shape[0]):
+            raise ValueError(f"removed[{name!r}]: unit indices must lie in "
+                             f"[0, {layer.weight.shape[0]}), got {units.min()}..{units.max()}")
+        keep_of(name, "weight")[units] = False
         if layer.bias is not None:
-            keep_of(name, "bias")[removed] = False
+            keep_of(name, "bias")[units] = False
         reader_index, per_unit = _readers(layers, index, shapes)
         reader = layers[reader_index][0]
-        columns = (removed[:, None] * per_unit + np.arange(per_unit)).ravel()
+        columns = (units[:, None] * per_unit + np.arange(per_unit)).ravel()
         keep_of(reader, "weight")[:, columns] = False
     masks = {key: Mask(values) for key, values in keep.items()}
     apply_masks(model, masks)
