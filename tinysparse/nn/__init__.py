@@ -2,6 +2,7 @@
 LeNet models."""
 
 from tinysparse.nn import init
+from tinysparse.nn.l0 import L0Conv2d, L0Layer, L0Linear, expected_l0, from_l0, to_l0
 from tinysparse.nn.layers import (
     ACTIVATIONS,
     Conv2d,
@@ -44,4 +45,6 @@ __all__ = [
     # sparse variational dropout
     "VariationalConv2d", "VariationalLayer", "VariationalLinear", "from_variational",
     "to_variational", "variational_kl",
+    # L0 gates
+    "L0Conv2d", "L0Layer", "L0Linear", "expected_l0", "from_l0", "to_l0",
 ]

@@ -122,6 +122,7 @@ def remove_units(
     model: Module,
     removed: Mapping[str, Sequence[int] | np.ndarray],
     input_shape: Sequence[int] = (1, 28, 28),
+    allow_empty_layers: bool = False,
 ) -> dict[str, Mask]:
     """Mask the given units of hidden layers: each one's weight row (or filter), its bias,
     and the next weighted layer's weights that read it; earlier masks are kept.
@@ -132,6 +133,8 @@ def remove_units(
         For hidden Linear/Conv2d layers (not the last weighted layer: the outputs stay).
     input_shape : sequence of int
         One example's shape (to follow channels through a Flatten).
+    allow_empty_layers : bool
+        Allow removing every unit of a layer (see :func:`~tinysparse.prune.apply_masks`).
 
     Returns
     -------
@@ -171,7 +174,7 @@ def remove_units(
         columns = (units[:, None] * per_unit + np.arange(per_unit)).ravel()
         keep_of(reader, "weight")[:, columns] = False
     masks = {key: Mask(values) for key, values in keep.items()}
-    apply_masks(model, masks)
+    apply_masks(model, masks, allow_empty_layers)
     return masks
 
 
