@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinysparse as ts
-from tinysparse.autograd import Tensor, gradcheck, no_grad
+from tinysparse.autograd import Tensor, cross_entropy, gradcheck, no_grad
 from tinysparse.nn import (
     VariationalConv2d,
     VariationalLinear,
@@ -229,3 +229,39 @@ def test_bad_input(mnist5k):
         ts.autograd.local_reparameterisation_linear(
             Tensor(np.zeros((2, 3))), Tensor(np.zeros((4, 3))), Tensor(np.zeros((4, 3))),
             noise=np.zeros((2, 3)))
+
+
+@pytest.mark.torch
+def test_benchmark_twin_computes_the_same_loss_and_gradients(torch, mnist5k):
+    # benchmarks/variational_epoch.py times PyTorch doing what we do: check that it does.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "variational_epoch.py"
+    spec = importlib.util.spec_from_file_location("variational_epoch", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = to_variational(ts.nn.lenet300(seed=0).double(), seed=0)
+    for layer in model.modules():
+        if isinstance(layer, VariationalLinear):
+            layer.log_sigma2.data[:] = np.random.default_rng(1).uniform(-12, 2, layer.theta.shape)
+    twin = bench.torch_lenet300(model, variational=True)
+    x, y = mnist5k.x_train[:16].astype(np.float64), mnist5k.y_train[:16]
+    for index, (ours, theirs) in enumerate(zip(
+            [m for m in model.modules() if isinstance(m, VariationalLinear)],
+            [m for m in twin if hasattr(m, "kl")])):
+        noise = np.random.default_rng(10 + index).standard_normal((16, ours.out_features))
+        ours.rng = np.random.default_rng(10 + index)  # draws the same ε
+        theirs.noise = torch.tensor(noise)
+    loss = cross_entropy(model(x), y) + variational_kl(model) * (1 / 4000)
+    loss.backward()
+    their_loss = (torch.nn.functional.cross_entropy(twin(torch.tensor(x)), torch.tensor(y))
+                  + bench.torch_kl(twin) * (1 / 4000))
+    their_loss.backward()
+    assert float(loss.data) == pytest.approx(their_loss.item(), rel=1e-10)
+    theirs = dict(twin.named_parameters())
+    for name, p in model.named_parameters():
+        layer, parameter = name.split(".")
+        index = {"fc1": "1", "fc2": "3", "fc3": "5"}[layer]
+        np.testing.assert_allclose(p.grad, theirs[f"{index}.{parameter}"].grad.numpy(),
+                                   rtol=1e-8, atol=1e-12, err_msg=name)

@@ -486,7 +486,9 @@ class LocalReparameterisationLinear(Function):
         if bias is not None:
             mean += bias
         self.std = np.sqrt(self.x_squared @ self.sigma2.T + VARIANCE_FLOOR)
-        return mean + self.std * self.noise
+        out = self.std * self.noise
+        out += mean
+        return out
 
     def backward(self, grad):
         # out = γ + √δ ε:  ∂out/∂γ = 1,  ∂out/∂δ = ε / (2√δ)
@@ -521,7 +523,9 @@ class LocalReparameterisationConv2d(Function):
         mean = self.mean_conv.forward(x, theta, bias, stride, padding)
         variance = self.variance_conv.forward(x * x, self.sigma2, None, stride, padding)
         self.std = np.sqrt(variance + VARIANCE_FLOOR)
-        return mean + self.std * self.noise
+        out = self.std * self.noise
+        out += mean
+        return out
 
     def backward(self, grad):
         grad_variance = grad * self.noise / (2 * self.std)  # ∂out/∂δ = ε / (2√δ)
