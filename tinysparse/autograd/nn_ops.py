@@ -414,7 +414,8 @@ THETA_SQUARED_FLOOR = 1e-16
 #: Added to the pre-activation variance before the square root (an input of zeros has
 #: variance 0, where √v has no gradient).
 VARIANCE_FLOOR = 1e-8
-#: Molchanov et al. 2017, eq. 14: −KL ≈ k₁ σ(k₂ + k₃ log α) − ½ log(1 + α⁻¹) − k₁
+#: The constants of Molchanov et al.'s (2017) approximation of the KL term:
+#: −KL ≈ k₁ σ(k₂ + k₃ log α) − ½ log(1 + α⁻¹) − k₁
 KL_K1, KL_K2, KL_K3 = 0.63576, 1.87320, 1.48695
 
 
@@ -443,7 +444,7 @@ class LogAlpha(Function):
 
 class VariationalDropoutKL(Function):
     """``KL(q(w | θ, α) ‖ p(w))`` summed over the weights, for the log-uniform prior
-    p(|w|) ∝ 1/|w|, by Molchanov et al.'s approximation (2017, eq. 14)::
+    p(|w|) ∝ 1/|w|, by Molchanov et al.'s approximation (2017)::
 
         −KL ≈ k₁ σ(k₂ + k₃ log α) − ½ log(1 + α⁻¹) − k₁
 
@@ -551,7 +552,7 @@ def log_alpha(theta, log_sigma2) -> Tensor:
 
 def variational_dropout_kl(log_alpha) -> Tensor:
     """The KL term of sparse variational dropout, summed over weights (a scalar):
-    ``Σ −(k₁ σ(k₂ + k₃ log α) − ½ log(1 + α⁻¹) − k₁)`` (Molchanov et al. 2017, eq. 14)."""
+    ``Σ −(k₁ σ(k₂ + k₃ log α) − ½ log(1 + α⁻¹) − k₁)`` (Molchanov et al. 2017)."""
     return VariationalDropoutKL.apply(log_alpha)
 
 
@@ -616,7 +617,7 @@ HARD_CONCRETE_BETA, HARD_CONCRETE_GAMMA, HARD_CONCRETE_ZETA = 2.0 / 3.0, -0.1, 1
 
 
 class HardConcrete(Function):
-    """A hard-concrete gate sample from uniform noise u (Louizos et al. 2018, eq. 9-12)::
+    """A hard-concrete gate sample from uniform noise u (Louizos et al. 2018)::
 
         s = σ((log u − log(1 − u) + log α) / β)     a binary-concrete sample in (0, 1)
         s̄ = s (ζ − γ) + γ                          stretched to (γ, ζ) = (−0.1, 1.1)

@@ -63,7 +63,7 @@ UNIFORM_FLOOR = 1e-6
 
 def probability_nonzero(log_alpha: np.ndarray | Tensor) -> np.ndarray | Tensor:
     """P(z ≠ 0) = 1 − Q(s ≤ −γ/(ζ − γ)) = σ(log α − β log(−γ/ζ)), for an array or a tensor
-    (Louizos et al. 2018, eq. 12)."""
+    (Louizos et al. 2018)."""
     shift = HARD_CONCRETE_BETA * math.log(-HARD_CONCRETE_GAMMA / HARD_CONCRETE_ZETA)
     if isinstance(log_alpha, Tensor):
         return sigmoid(log_alpha - shift)
