@@ -45,8 +45,16 @@ def _output_positions(model: Module, input_shape: Sequence[int]) -> dict[str, in
             positions[prefix] = 1
         return out
 
-    with no_grad():
-        walk(model, "", Tensor(np.zeros((1, *input_shape)), dtype=model.dtype))
+    # In evaluation mode: a stochastic layer (dropout, sparse variational dropout, L0
+    # gates) draws noise only in training, and reading a report must not advance it.
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with no_grad():
+            walk(model, "", Tensor(np.zeros((1, *input_shape)), dtype=model.dtype))
+    finally:
+        for module, training in modes.items():
+            object.__setattr__(module, "training", training)
     return positions
 
 
