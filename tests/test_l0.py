@@ -196,3 +196,28 @@ def test_bad_input(mnist5k):
         ts.autograd.hard_concrete(Tensor(np.zeros(3)), np.array([0.0, 0.5, 0.5]))
     with pytest.raises(ValueError, match="noise must have the output's shape"):
         ts.autograd.hard_concrete(Tensor(np.zeros(3)), np.full(4, 0.5))
+
+
+@pytest.mark.parametrize("gates", ["weight", "unit"])
+def test_reading_any_attribute_changes_nothing_a_training_step_computes(gates):
+    from test_architecture import read_everything
+
+    def train(read):
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((16, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 16)
+        model = to_l0(ts.nn.lenet5(seed=0), gates=gates, seed=0)
+        optimizer = ts.optim.Adam(model.parameters(), lr=1e-2)
+        losses = []
+        for _ in range(3):
+            if read:
+                read_everything(model)
+            loss = ts.autograd.cross_entropy(model(x), y) + expected_l0(model) * 1e-4
+            optimizer.zero_grad()
+            loss.backward()
+            if read:
+                read_everything(model)
+            optimizer.step()
+            losses.append(loss.item())
+        return losses
+
+    assert train(read=True) == train(read=False)

@@ -265,3 +265,27 @@ def test_benchmark_twin_computes_the_same_loss_and_gradients(torch, mnist5k):
         index = {"fc1": "1", "fc2": "3", "fc3": "5"}[layer]
         np.testing.assert_allclose(p.grad, theirs[f"{index}.{parameter}"].grad.numpy(),
                                    rtol=1e-8, atol=1e-12, err_msg=name)
+
+
+def test_reading_any_attribute_changes_nothing_a_training_step_computes():
+    from test_architecture import read_everything
+
+    def train(read):
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((16, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 16)
+        model = to_variational(ts.nn.lenet5(seed=0), seed=0)
+        optimizer = ts.optim.Adam(model.parameters(), lr=1e-2)
+        losses = []
+        for _ in range(3):
+            if read:
+                read_everything(model)
+            loss = cross_entropy(model(x), y) + variational_kl(model) * 1e-3
+            optimizer.zero_grad()
+            loss.backward()
+            if read:
+                read_everything(model)
+            optimizer.step()
+            losses.append(loss.item())
+        return losses
+
+    assert train(read=True) == train(read=False)
