@@ -221,3 +221,21 @@ def test_reading_any_attribute_changes_nothing_a_training_step_computes(gates):
         return losses
 
     assert train(read=True) == train(read=False)
+
+
+def test_closed_unit_gates_of_a_convolutional_network_become_a_shrinkable_model(mnist5k):
+    model = to_l0(ts.nn.lenet5(seed=0), gates="unit", seed=0)
+    closed = {"conv1": [1], "conv2": [0, 7, 8], "fc1": list(range(0, 120, 3)), "fc2": [5]}
+    for name, units in closed.items():
+        model.get_submodule(name).log_alpha.data[units] = -5.0  # ẑ = 0
+    x = mnist5k.x_test[:10]
+    expected = model.eval()(x).data
+    units = l0.prune_closed_gates(model)
+    assert units == {name: {"kept": len(model.get_submodule(name).bias.data) - len(removed),
+                            "of": len(model.get_submodule(name).bias.data)}
+                     for name, removed in closed.items()}
+    np.testing.assert_allclose(model(x).data, expected, rtol=1e-5, atol=1e-5)
+    small = ts.prune.shrink(model)
+    for name, counts in units.items():
+        assert ts.prune.unit_counts(small)[name] == counts["kept"]
+    np.testing.assert_allclose(small(x).data, expected, rtol=1e-4, atol=1e-5)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from tinysparse.nn.l0 import (
     L0Layer,
     expected_l0,
     from_l0,
+    l0_layers,
     open_gate_fractions,
     to_l0,
 )
@@ -66,6 +68,31 @@ def check_options(gates: str, lambda_: float, initial_drop_rate: float,
     if isinstance(pretrain_epochs, bool) or not isinstance(pretrain_epochs, int) or \
             pretrain_epochs < 0:
         raise ValueError(f"pretrain_epochs: expected an integer >= 0, got {pretrain_epochs!r}")
+
+
+def prune_closed_gates(model: Module, input_shape: Sequence[int] = (1, 28, 28)
+                       ) -> dict[str, dict[str, int]]:
+    """Turn a gated model into an ordinary pruned one: fold the deterministic gates into
+    ordinary layers (:func:`tinysparse.nn.from_l0`), then mask the weights whose gate is 0,
+    or remove the units whose gate is 0 with the columns that read them.
+
+    Returns
+    -------
+    dict layer name -> {"kept": int, "of": int}
+        For unit gates, the units each gated layer keeps (empty for weight gates).
+    """
+    unit_gated = {name for name, layer in l0_layers(model).items() if layer.gates == "unit"}
+    _, final_gates = from_l0(model)
+    weight_masks = {f"{name}.weight": values > 0 for name, values in final_gates.items()
+                    if name not in unit_gated}
+    if weight_masks:
+        apply_masks(model, weight_masks, allow_empty_layers=True)
+    if unit_gated:
+        remove_units(model, {name: np.flatnonzero(final_gates[name] == 0)
+                             for name in unit_gated},
+                     input_shape=input_shape, allow_empty_layers=True)
+    return {name: {"kept": int(np.count_nonzero(final_gates[name])),
+                   "of": int(final_gates[name].size)} for name in unit_gated}
 
 
 def run(model: Module, data: Dataset, *, epochs: int = 100, lr: float = 1e-3,
@@ -135,17 +162,9 @@ def run(model: Module, data: Dataset, *, epochs: int = 100, lr: float = 1e-3,
     extra["open_gates"] = open_gate_fractions(model)
     extra["gated_test_accuracy"] = evaluate(model, *data.test)["accuracy"]
 
-    _, final_gates = from_l0(model)
-    if gates == "weight":
-        apply_masks(model, {f"{name}.weight": values > 0 for name, values in final_gates.items()},
-                    allow_empty_layers=True)
-    else:
-        remove_units(model, {name: np.flatnonzero(values == 0)
-                             for name, values in final_gates.items()},
-                     input_shape=data.x_train.shape[1:], allow_empty_layers=True)
-        extra["units"] = {name: {"kept": int(np.count_nonzero(values)),
-                                 "of": int(values.size)}
-                          for name, values in final_gates.items()}
+    units = prune_closed_gates(model, input_shape=data.x_train.shape[1:])
+    if gates == "unit":
+        extra["units"] = units
     accuracy = evaluate(model, *data.test)["accuracy"]
     sparsity = sparsity_of(model)
     extra["seconds"] = time.perf_counter() - started
