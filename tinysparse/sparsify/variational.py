@@ -14,6 +14,14 @@ went to one. The result is an ordinary pruned model.
    smaller values trade sparsity for accuracy).
 4. Turn the layers back into ordinary ones with weight θ and mask ``log α ≤ threshold``
    (:func:`tinysparse.nn.from_variational`, :func:`tinysparse.prune.apply_masks`).
+
+Measured here (LeNet-300-100 on mnist-5k from a fresh Glorot-initialised network, 100
+epochs, batch 100, Adam 1e-3, warm-up over 30%; seeds 0, 1, 2): ``kl_weight=1`` (the
+paper's ELBO) keeps 0.5% of the weights (185-201x) at test accuracy 0.925, 0.915, 0.925;
+``kl_weight=0.3`` keeps 1.5-1.8% (55-65x; fc1 1.3-1.6%, fc2 2.4-2.6%, fc3 40-44%, near
+Molchanov et al.'s 1.1% / 2.8% / 38% on the full MNIST) at 0.934, 0.932, 0.937;
+``kl_weight=0.1`` (seed 0) 27x at 0.945. Twenty epochs of plain training first
+(``pretrain_epochs=20``) with ``kl_weight=1``: 142-169x at 0.925, 0.922, 0.929.
 """
 
 from __future__ import annotations
