@@ -14,8 +14,15 @@ both, to show what the variational layers cost. The ratio to PyTorch is per meth
 
 Usage::
 
-    python benchmarks/variational_epoch.py            # table
-    python benchmarks/variational_epoch.py --json     # records (see ../shared/DESIGN.md)
+    python benchmarks/variational_epoch.py              # table
+    python benchmarks/variational_epoch.py --json       # records (see ../shared/DESIGN.md)
+    python benchmarks/variational_epoch.py --threads 1  # both libraries on one thread
+
+With ``--threads N`` both libraries are limited to N threads (threadpoolctl for NumPy's
+BLAS, ``torch.set_num_threads`` for PyTorch); records carry ``threads`` (None: each
+library's default). On a shared 2-core machine the two-thread timings of a process that
+also runs PyTorch are bimodal (see DEVELOPERS.md): measure more than once, and with one
+thread too.
 """
 
 from __future__ import annotations
@@ -149,7 +156,15 @@ def torch_available() -> bool:
 
 
 # ---------------------------------------------------------------- main
-def run(repeats: int = 15, use_torch: bool = True, seed: int = 0):
+def run(repeats: int = 15, use_torch: bool = True, seed: int = 0, threads: int | None = None):
+    if threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+        if use_torch and torch_available():
+            import torch
+
+            torch.set_num_threads(threads)
     data = ts.load_dataset("mnist-5k")
     x, y = data.x_train, data.y_train
     implementations = {}
@@ -168,7 +183,7 @@ def run(repeats: int = 15, use_torch: bool = True, seed: int = 0):
                   if name.endswith(f"|{method}")}
         records += make_records("variational_epoch", {
             "model": "lenet300", "method": method, "examples": len(x), "batch": BATCH,
-            "optimizer": "adam", "dtype": "float32"}, chosen)
+            "optimizer": "adam", "dtype": "float32", "threads": threads}, chosen)
     return records
 
 
@@ -177,11 +192,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON records")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit both libraries to this many threads")
     args = parser.parse_args()
-    records = run(repeats=args.repeats, use_torch=not args.no_torch)
+    records = run(repeats=args.repeats, use_torch=not args.no_torch, threads=args.threads)
     baseline = "tinysparse" if args.no_torch else "torch"
     text = (f"one training epoch of LeNet-300-100 on mnist-5k (4,000 digits, batch {BATCH}, "
-            f"Adam) — {machine_description()}\n\n"
+            f"Adam, threads: {args.threads or 'default'}) — {machine_description()}\n\n"
             + ratio_table(records, ["method"], baseline=baseline))
     print_records(records, args.json, text)
 

@@ -90,7 +90,7 @@ def prune_closed_gates(model: Module, input_shape: Sequence[int] = (1, 28, 28)
     dict layer name -> {"kept": int, "of": int}
         For unit gates, the units each gated layer keeps (empty for weight gates).
     """
-    unit_gated = {name for name, layer in l0_layers(model).items() if layer.gates == "unit"}
+    unit_gated = [name for name, layer in l0_layers(model).items() if layer.gates == "unit"]
     _, final_gates = from_l0(model)
     weight_masks = {f"{name}.weight": values > 0 for name, values in final_gates.items()
                     if name not in unit_gated}
