@@ -12,7 +12,8 @@ The result is an ordinary pruned model.
 
    where N is the number of training examples and |g| the number of weights a gate
    controls (1, or a unit's incoming weights) — the expected L0 norm of the weights,
-   weighed like Louizos et al.'s λ/N (their MLP on MNIST used λ = 0.1/N).
+   weighed like Louizos et al.'s λ/N (0.1/N is, as we recall, their setting for the MLP
+   on MNIST: not yet checked against the paper).
 4. Fold the deterministic test-time gates into ordinary layers (:func:`tinysparse.nn.from_l0`);
    the weights whose gate is 0 get masked (:func:`tinysparse.prune.apply_masks`), or the
    units whose gate is 0 are removed with the columns that read them
@@ -59,7 +60,8 @@ from tinysparse.prune.structured import remove_units
 from tinysparse.sparsify import SparsifyRun
 from tinysparse.train import evaluate, fit
 
-#: Louizos et al.'s λ for LeNet-300-100 on MNIST, per training example (λ/N in the loss).
+#: Louizos et al.'s λ for LeNet-300-100 on MNIST as we recall it (unchecked), per training
+#: example (λ/N in the loss).
 PAPER_LAMBDA = 0.1
 
 
