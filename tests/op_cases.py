@@ -174,7 +174,58 @@ CASES = [
            lambda t, x, w, b, keep: t.nn.functional.conv2d(x, w * keep, b),
            dropout_cases.targeted_inputs("unit", alpha=1.0, conv=True)),  # 2 of 4 filters
     # ---- sparse variational dropout (frozen noise) and L0 gates
+    # log α = clip(log σ² − log θ², −8, 8): some entries beyond the clip (no gradient there)
+    OpCase("log_alpha", A.log_alpha,
+           lambda t, th, s: t.clamp(s - t.log(th * th + 1e-16), -8.0, 8.0),
+           lambda rng: [rng.standard_normal((4, 5)), rng.uniform(-14.0, 10.0, (4, 5))]),
+    OpCase("variational_dropout_kl", A.variational_dropout_kl,
+           lambda t, a: -(0.63576 * t.sigmoid(1.87320 + 1.48695 * a)
+                          - 0.5 * t.log1p(t.exp(-a)) - 0.63576).sum(),
+           lambda rng: [rng.uniform(-8.0, 8.0, (4, 5))]),
+    # the noise ε is an input without gradient, the same fixed draws for both sides
+    OpCase("local_reparameterisation_linear",
+           lambda x, th, s, b: A.local_reparameterisation_linear(
+               x, th, s, b, noise=frozen_normal(5, 3)),
+           lambda t, x, th, s, b: t.nn.functional.linear(x, th, b) + t.sqrt(
+               t.nn.functional.linear(x * x, t.exp(s)) + 1e-8) * t.tensor(frozen_normal(5, 3)),
+           lambda rng: [rng.standard_normal((5, 4)), rng.standard_normal((3, 4)),
+                        rng.uniform(-3.0, 0.5, (3, 4)), rng.standard_normal(3)]),
+    OpCase("local_reparameterisation_conv2d",
+           lambda x, th, s, b: A.local_reparameterisation_conv2d(
+               x, th, s, b, padding=1, noise=frozen_normal(2, 4, 6, 6)),
+           lambda t, x, th, s, b: t.nn.functional.conv2d(x, th, b, padding=1) + t.sqrt(
+               t.nn.functional.conv2d(x * x, t.exp(s), padding=1) + 1e-8)
+           * t.tensor(frozen_normal(2, 4, 6, 6)),
+           lambda rng: [rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)),
+                        rng.uniform(-3.0, 0.5, (4, 3, 3, 3)), rng.standard_normal(4)]),
+    # C·KH·KW ≥ 100 (one product for the whole batch), stride 2, no bias
+    OpCase("local_reparameterisation_conv2d_long_columns",
+           lambda x, th, s: A.local_reparameterisation_conv2d(
+               x, th, s, stride=2, padding=1, noise=frozen_normal(2, 3, 3, 3)),
+           lambda t, x, th, s: t.nn.functional.conv2d(x, th, stride=2, padding=1) + t.sqrt(
+               t.nn.functional.conv2d(x * x, t.exp(s), stride=2, padding=1) + 1e-8)
+           * t.tensor(frozen_normal(2, 3, 3, 3)),
+           lambda rng: [rng.standard_normal((2, 12, 5, 5)), rng.standard_normal((3, 12, 3, 3)),
+                        rng.uniform(-3.0, 0.5, (3, 12, 3, 3))]),
+    # z = min(1, max(0, σ((log u − log(1 − u) + log α)/β)(ζ − γ) + γ)): some gates at 0 or 1
+    OpCase("hard_concrete", lambda a: A.hard_concrete(a, frozen_uniform(4, 5)),
+           lambda t, a: t.clamp(t.sigmoid((t.log(t.tensor(frozen_uniform(4, 5)))
+                                           - t.log1p(-t.tensor(frozen_uniform(4, 5))) + a)
+                                          / (2 / 3)) * 1.2 - 0.1, 0.0, 1.0),
+           lambda rng: [2.0 * rng.standard_normal((4, 5))]),
     # ---- Ising-dropout
 ]
 
 CASE_IDS = [case.name for case in CASES]
+
+
+# Frozen noise for the sparse variational dropout and L0 rows: the same draws on both sides.
+FROZEN_NOISE_SEED = 11
+
+
+def frozen_normal(*shape):
+    return np.random.default_rng(FROZEN_NOISE_SEED).standard_normal(shape)
+
+
+def frozen_uniform(*shape):
+    return np.random.default_rng(FROZEN_NOISE_SEED).uniform(0.0, 1.0, shape)

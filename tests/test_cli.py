@@ -242,3 +242,18 @@ def test_sparsify_refuses_another_methods_option_and_takes_yes_no(capsys, no_tra
     with pytest.raises(SystemExit):
         main(["sparsify", "--method", "ising", "--drop-inputs", "maybe", "--quiet"])
     assert "drop_inputs: expected yes or no, got 'maybe'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method,options", [
+    ("variational-dropout", ["--kl-weight", "0.5"]),
+    ("l0", ["--gates", "weight", "--lambda", "0.1", "--lr", "1e-2"]),
+    ("ising", ["--sweeps", "50", "--drop-inputs", "no"]),
+])
+def test_sparsify_runs_every_method_of_the_table(method, options, capsys):
+    code, out, _ = run_cli(capsys, "sparsify", "--method", method, "--model", "mlp",
+                           "--hidden", "32,16", "--epochs", "2", *options, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["method"] == method
+    assert 0 <= result["sparsity"] < 1 and result["compression"] >= 1
+    assert set(result["layers"]) == {"fc1.weight", "fc2.weight", "fc3.weight"}
+    assert "lambda_" not in result

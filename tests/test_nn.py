@@ -147,7 +147,9 @@ def test_spec_state_entries_agree_with_every_layer_type():
               ts.nn.Linear(3, 4, weight_noise=ts.nn.DropConnect(0.5, seed=1)),
               ts.nn.Conv2d(3, 4, 2, weight_noise=ts.nn.TargetedDropout(0.5, 0.5, seed=3)),
               ts.nn.lenet300(dropout=0.5, input_dropout=0.2, dropconnect=0.5),
-              ts.nn.ising.UnitGate(5)]
+              ts.nn.ising.UnitGate(5), ts.nn.VariationalLinear(3, 4, seed=1),
+              ts.nn.VariationalConv2d(3, 4, 2, padding=1, bias=False, seed=2),
+              ts.nn.L0Linear(3, 4, gates="unit", seed=3), ts.nn.L0Conv2d(3, 4, 2, seed=4)]
     built = {type(m).__name__ for m in layers}
     assert built >= {name for name, cls in Module.registry.items()
                      if cls.__module__.startswith("tinysparse.")}

@@ -12,7 +12,11 @@ from tinysparse.autograd.nn_ops import (
     cross_entropy,
     dropout,
     flatten,
+    hard_concrete,
     linear,
+    local_reparameterisation_conv2d,
+    local_reparameterisation_linear,
+    log_alpha,
     log_softmax,
     max_pool2d,
     mse_loss,
@@ -20,6 +24,7 @@ from tinysparse.autograd.nn_ops import (
     sigmoid,
     softmax,
     tanh,
+    variational_dropout_kl,
 )
 from tinysparse.autograd.ops import (
     add,
@@ -58,4 +63,7 @@ __all__ = [
     "set_default_dtype", "sigmoid", "softmax", "sub", "sum", "tanh", "topological_order",
     "transpose", "unbroadcast",
     "dropout",
+    # sparse variational dropout and L0 gates
+    "hard_concrete", "local_reparameterisation_conv2d", "local_reparameterisation_linear",
+    "log_alpha", "variational_dropout_kl",
 ]

@@ -429,3 +429,257 @@ def flatten(x) -> Tensor:
 
 # The activations as Tensor methods: ``x.relu()``, ``x.tanh()``, ``x.sigmoid()``.
 Tensor.relu, Tensor.tanh, Tensor.sigmoid = relu, tanh, sigmoid
+
+
+# ---------------------------------------------------------------- sparse variational dropout
+# Molchanov, Ashukha & Vetrov 2017, "Variational Dropout Sparsifies Deep Neural Networks".
+# Every weight has its own Gaussian posterior q(w) = N(θ, σ²); α = σ² / θ² is its dropout
+# ratio (Gaussian dropout with rate p has α = p / (1 − p)). A weight whose α grows large is
+# pure noise, and is pruned after training (log α > 3, i.e. p > 0.95).
+
+#: log α is clipped to this range (Molchanov et al. 2017): beyond it the KL term is flat.
+LOG_ALPHA_RANGE = (-8.0, 8.0)
+#: Added to θ² inside the log, so that a weight at exactly zero has the largest log α.
+THETA_SQUARED_FLOOR = 1e-16
+#: Added to the pre-activation variance before the square root (an input of zeros has
+#: variance 0, where √v has no gradient).
+VARIANCE_FLOOR = 1e-8
+#: The constants of Molchanov et al.'s (2017) approximation of the KL term:
+#: −KL ≈ k₁ σ(k₂ + k₃ log α) − ½ log(1 + α⁻¹) − k₁
+KL_K1, KL_K2, KL_K3 = 0.63576, 1.87320, 1.48695
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x), written with tanh so that it never overflows."""
+    return 0.5 * (np.tanh(0.5 * x) + 1)
+
+
+class LogAlpha(Function):
+    """``log α = clip(log σ² − log θ², −8, 8)``: each weight's log dropout ratio."""
+
+    def forward(self, theta, log_sigma2):
+        self.theta = theta
+        unclipped = log_sigma2 - np.log(theta * theta + THETA_SQUARED_FLOOR)
+        low, high = LOG_ALPHA_RANGE
+        self.inside = (unclipped >= low) & (unclipped <= high)  # the clip passes gradients
+        return np.clip(unclipped, low, high)
+
+    def backward(self, grad):
+        grad = grad * self.inside
+        grad_theta = None
+        if self.needs_grad[0]:  # ∂/∂θ [−log(θ² + floor)] = −2θ / (θ² + floor)
+            grad_theta = -2 * self.theta / (self.theta * self.theta + THETA_SQUARED_FLOOR) * grad
+        return grad_theta, grad  # ∂ log α / ∂ log σ² = 1
+
+
+class VariationalDropoutKL(Function):
+    """``KL(q(w | θ, α) ‖ p(w))`` summed over the weights, for the log-uniform prior
+    p(|w|) ∝ 1/|w|, by Molchanov et al.'s approximation (2017)::
+
+        −KL ≈ k₁ σ(k₂ + k₃ log α) − ½ log(1 + α⁻¹) − k₁
+
+    It depends on α only (the prior is scale-free); the constant −k₁ makes it 0 as α → ∞.
+    """
+
+    def forward(self, log_alpha):
+        self.log_alpha = log_alpha
+        self.s = _sigmoid(KL_K2 + KL_K3 * log_alpha)
+        log_one_plus_inverse_alpha = np.logaddexp(0.0, -log_alpha)  # log(1 + e^(−log α))
+        negative_kl = KL_K1 * self.s - 0.5 * log_one_plus_inverse_alpha - KL_K1
+        return np.asarray(-negative_kl.sum(dtype=np.float64), dtype=log_alpha.dtype)
+
+    def backward(self, grad):
+        # d(−KL)/d log α = k₁ k₃ σ'(k₂ + k₃ log α) + ½ σ(−log α)
+        # (σ' = σ(1 − σ), and d/dx log(1 + e^−x) = −σ(−x))
+        d_negative_kl = (KL_K1 * KL_K3 * self.s * (1 - self.s)
+                         + 0.5 * _sigmoid(-self.log_alpha))
+        return (-grad * d_negative_kl,)
+
+
+class LocalReparameterisationLinear(Function):
+    """A Linear layer with Gaussian weights w ~ N(θ, σ²), sampled through its outputs.
+
+    The local reparameterisation trick (Kingma, Salimans & Welling 2015): for a fixed
+    input x, the pre-activation ``b = x wᵀ`` is Gaussian too, with mean ``x θᵀ`` and
+    variance ``x² (σ²)ᵀ``. So instead of one weight sample per mini-batch, draw one
+    pre-activation per example and unit (less gradient variance, no weight-sized noise)::
+
+        γ = x θᵀ + bias,   δ = x² (σ²)ᵀ,   out = γ + √δ ⊙ ε,   ε ~ N(0, 1)
+
+    ``noise`` is ε (shape (N, out)), drawn by the caller: the op itself is deterministic.
+    """
+
+    def forward(self, x, theta, log_sigma2, bias=None, noise=None):
+        self.x, self.theta, self.noise = x, theta, noise.astype(x.dtype, copy=False)
+        self.x_squared = x * x
+        self.sigma2 = np.exp(log_sigma2)
+        mean = x @ theta.T
+        if bias is not None:
+            mean += bias
+        self.std = np.sqrt(self.x_squared @ self.sigma2.T + VARIANCE_FLOOR)
+        out = self.std * self.noise
+        out += mean
+        return out
+
+    def backward(self, grad):
+        # out = γ + √δ ε:  ∂out/∂γ = 1,  ∂out/∂δ = ε / (2√δ)
+        grad_variance = grad * self.noise / (2 * self.std)
+        grad_x = grad_theta = grad_log_sigma2 = grad_bias = None
+        if self.needs_grad[0]:  # γ = x θᵀ, δ = x² (σ²)ᵀ:  dx = g θ + 2x ⊙ (g_δ σ²)
+            grad_x = grad @ self.theta + 2 * self.x * (grad_variance @ self.sigma2)
+        if self.needs_grad[1]:
+            grad_theta = grad.T @ self.x
+        if self.needs_grad[2]:  # dσ² = g_δᵀ x², and dσ²/d log σ² = σ²
+            grad_log_sigma2 = (grad_variance.T @ self.x_squared) * self.sigma2
+        if len(self.needs_grad) == 4 and self.needs_grad[3]:
+            grad_bias = grad.sum(axis=0)
+        return grad_x, grad_theta, grad_log_sigma2, grad_bias
+
+
+class LocalReparameterisationConv2d(Function):
+    """The local reparameterisation trick for a convolution with weights w ~ N(θ, σ²)::
+
+        γ = θ ⋆ x + bias,   δ = σ² ⋆ x²,   out = γ + √δ ⊙ ε,   ε ~ N(0, 1)
+
+    (⋆ is :class:`Conv2d`'s cross-correlation; each output position sums its own patch,
+    so its variance is the patch of x² against σ²). ``noise`` has the output's shape
+    (N, O, OH, OW). Both convolutions are :class:`Conv2d` ops, run forward and backward
+    here by hand.
+    """
+
+    def forward(self, x, theta, log_sigma2, bias=None, noise=None, stride=1, padding=0):
+        self.x, self.noise = x, noise.astype(x.dtype, copy=False)
+        self.sigma2 = np.exp(log_sigma2)
+        self.mean_conv, self.variance_conv = Conv2d(), Conv2d()
+        mean = self.mean_conv.forward(x, theta, bias, stride, padding)
+        variance = self.variance_conv.forward(x * x, self.sigma2, None, stride, padding)
+        self.std = np.sqrt(variance + VARIANCE_FLOOR)
+        out = self.std * self.noise
+        out += mean
+        return out
+
+    def backward(self, grad):
+        grad_variance = grad * self.noise / (2 * self.std)  # ∂out/∂δ = ε / (2√δ)
+        needs_x, needs_theta, needs_log_sigma2 = self.needs_grad[:3]
+        self.mean_conv.needs_grad = (needs_x, needs_theta, *self.needs_grad[3:])
+        self.variance_conv.needs_grad = (needs_x, needs_log_sigma2)
+        grad_x, grad_theta, grad_bias = self.mean_conv.backward(grad)
+        grad_x_squared, grad_sigma2, _ = self.variance_conv.backward(grad_variance)
+        if needs_x:  # x enters γ directly and δ through x²
+            grad_x = grad_x + 2 * self.x * grad_x_squared
+        grad_log_sigma2 = grad_sigma2 * self.sigma2 if needs_log_sigma2 else None
+        return grad_x, grad_theta, grad_log_sigma2, grad_bias
+
+
+def log_alpha(theta, log_sigma2) -> Tensor:
+    """``clip(log σ² − log θ², −8, 8)``, the log dropout ratio of every weight (Molchanov
+    et al. 2017)."""
+    if tuple(theta.shape) != tuple(log_sigma2.shape):
+        raise ValueError(f"log_alpha: theta {tuple(theta.shape)} and log_sigma2 "
+                         f"{tuple(log_sigma2.shape)} must have the same shape")
+    return LogAlpha.apply(theta, log_sigma2)
+
+
+def variational_dropout_kl(log_alpha) -> Tensor:
+    """The KL term of sparse variational dropout, summed over weights (a scalar):
+    ``Σ −(k₁ σ(k₂ + k₃ log α) − ½ log(1 + α⁻¹) − k₁)`` (Molchanov et al. 2017)."""
+    return VariationalDropoutKL.apply(log_alpha)
+
+
+def _check_noise(noise, shape: tuple[int, ...], op: str) -> np.ndarray:
+    noise = np.asarray(noise.data if isinstance(noise, Tensor) else noise)
+    if noise.shape != tuple(shape):
+        raise ValueError(f"{op}: noise must have the output's shape {tuple(shape)}, got "
+                         f"{noise.shape}")
+    return noise
+
+
+def local_reparameterisation_linear(x, theta, log_sigma2, bias=None, *, noise) -> Tensor:
+    """Sample ``x wᵀ + bias`` for w ~ N(θ, σ²) through its mean and variance:
+    ``x θᵀ + bias + √(x² (σ²)ᵀ) ⊙ noise`` (see :class:`LocalReparameterisationLinear`).
+
+    Parameters
+    ----------
+    x : Tensor (N, in)
+    theta, log_sigma2 : Tensor (out, in)
+        The weights' means and log variances.
+    bias : Tensor (out,), optional
+    noise : array (N, out)
+        Standard normal draws ε, one per example and unit (no gradient).
+    """
+    if len(x.shape) != 2 or tuple(theta.shape) != tuple(log_sigma2.shape) or \
+            x.shape[1] != theta.shape[1]:
+        raise ValueError(f"local_reparameterisation_linear: expected x (N, in) and theta, "
+                         f"log_sigma2 (out, in), got x {tuple(x.shape)}, theta "
+                         f"{tuple(theta.shape)}, log_sigma2 {tuple(log_sigma2.shape)}")
+    noise = _check_noise(noise, (x.shape[0], theta.shape[0]), "local_reparameterisation_linear")
+    inputs = (x, theta, log_sigma2) if bias is None else (x, theta, log_sigma2, bias)
+    return LocalReparameterisationLinear.apply(*inputs, noise=noise)
+
+
+def local_reparameterisation_conv2d(x, theta, log_sigma2, bias=None, stride: int = 1,
+                                    padding: int = 0, *, noise) -> Tensor:
+    """Sample a convolution with weights w ~ N(θ, σ²) through its outputs' means and
+    variances: ``θ ⋆ x + bias + √(σ² ⋆ x²) ⊙ noise``; ``noise`` has the output's shape."""
+    if tuple(theta.shape) != tuple(log_sigma2.shape):
+        raise ValueError(f"local_reparameterisation_conv2d: theta {tuple(theta.shape)} and "
+                         f"log_sigma2 {tuple(log_sigma2.shape)} must have the same shape")
+    x_shape, w_shape = x.shape, theta.shape
+    if len(x_shape) != 4 or len(w_shape) != 4 or x_shape[1] != w_shape[1]:
+        raise ValueError(f"local_reparameterisation_conv2d: expected input (N, C, H, W) and "
+                         f"theta (O, C, KH, KW) with the same C, got {tuple(x_shape)} and "
+                         f"{tuple(w_shape)}")
+    out_shape = (x_shape[0], w_shape[0], (x_shape[2] + 2 * padding - w_shape[2]) // stride + 1,
+                 (x_shape[3] + 2 * padding - w_shape[3]) // stride + 1)
+    noise = _check_noise(noise, out_shape, "local_reparameterisation_conv2d")
+    inputs = (x, theta, log_sigma2) if bias is None else (x, theta, log_sigma2, bias)
+    return LocalReparameterisationConv2d.apply(*inputs, noise=noise, stride=int(stride),
+                                               padding=int(padding))
+
+
+# ---------------------------------------------------------------- L0 gates
+# Louizos, Welling & Kingma 2018, "Learning Sparse Neural Networks through L0
+# Regularization". A gate z ∈ [0, 1] multiplies a weight (or a unit); it is drawn from a
+# hard-concrete distribution with location log α, which puts real mass on exactly 0 and 1.
+
+#: The paper's hard-concrete constants: temperature β and the stretch interval (γ, ζ).
+HARD_CONCRETE_BETA, HARD_CONCRETE_GAMMA, HARD_CONCRETE_ZETA = 2.0 / 3.0, -0.1, 1.1
+
+
+class HardConcrete(Function):
+    """A hard-concrete gate sample from uniform noise u (Louizos et al. 2018)::
+
+        s = σ((log u − log(1 − u) + log α) / β)     a binary-concrete sample in (0, 1)
+        s̄ = s (ζ − γ) + γ                          stretched to (γ, ζ) = (−0.1, 1.1)
+        z = min(1, max(0, s̄))                       folded: exactly 0 or 1 with mass > 0
+    """
+
+    def forward(self, log_alpha, noise=None, beta=HARD_CONCRETE_BETA,
+                gamma=HARD_CONCRETE_GAMMA, zeta=HARD_CONCRETE_ZETA):
+        noise = noise.astype(log_alpha.dtype, copy=False)
+        logistic = np.log(noise) - np.log1p(-noise)  # log u − log(1 − u) ~ Logistic(0, 1)
+        self.s = _sigmoid((logistic + log_alpha) / beta)
+        stretched = self.s * (zeta - gamma) + gamma
+        self.inside = (stretched > 0) & (stretched < 1)  # where the hard sigmoid is not flat
+        self.scale = (zeta - gamma) / beta
+        return np.clip(stretched, 0.0, 1.0)
+
+    def backward(self, grad):
+        # dz/d log α = (ζ − γ) s (1 − s) / β inside (0, 1), and 0 where z is clipped
+        return (grad * self.inside * self.scale * self.s * (1 - self.s),)
+
+
+def hard_concrete(log_alpha, noise, beta: float = HARD_CONCRETE_BETA,
+                  gamma: float = HARD_CONCRETE_GAMMA, zeta: float = HARD_CONCRETE_ZETA
+                  ) -> Tensor:
+    """Hard-concrete gates ``z = min(1, max(0, σ((log u − log(1−u) + log α)/β)(ζ−γ) + γ))``
+    for uniform noise ``u`` in (0, 1) of ``log_alpha``'s shape (no gradient)."""
+    noise = _check_noise(noise, tuple(log_alpha.shape), "hard_concrete")
+    if noise.size and not (noise.min() > 0 and noise.max() < 1):
+        raise ValueError("hard_concrete: noise must lie strictly between 0 and 1 (uniform "
+                         "draws u; log u and log(1 − u) must be finite)")
+    if not (beta > 0 and gamma < 0 and zeta > 1):
+        raise ValueError(f"hard_concrete: need beta > 0, gamma < 0 and zeta > 1, got "
+                         f"beta={beta}, gamma={gamma}, zeta={zeta}")
+    return HardConcrete.apply(log_alpha, noise=noise, beta=float(beta), gamma=float(gamma),
+                              zeta=float(zeta))

@@ -71,11 +71,19 @@ def add_parser(commands) -> None:
                         help="also train the same network plainly for the same epochs")
     add_save_argument(parser, "sparsified")
     add_output_arguments(parser)
-    parser.set_defaults(run=run, check=check)
+    # None: the method's own training settings (its row's ``training``), else train's
+    parser.set_defaults(run=run, check=check, epochs=None, batch_size=None, lr=None)
+
+
+TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 64, "lr": 1e-3}
 
 
 def check(args: argparse.Namespace) -> None:
-    """Options of another method, the model options and the destination, before training."""
+    """Options of another method, the model options and the destination, before training;
+    fills in the training settings the method needs where none were given."""
+    for name, default in TRAINING_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, METHODS[args.method].training.get(name, default))
     check_model_arguments(args)
     own = {option.command_line_flag for option in METHODS[args.method].options}
     for flag, (_, methods) in _options().items():
@@ -94,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                for name, option in zip(given, method.options)}
     result: dict[str, Any] = {"command": "sparsify", "model": args.model,
                               "dataset": args.dataset, "seed": args.seed,
-                              "method": args.method, "epochs": args.epochs, **options}
+                              "method": args.method, "epochs": args.epochs,
+                              **{name.rstrip("_"): value for name, value in options.items()}}
     if args.baseline:
         plain = model_from_args(args)
         train(plain, data, args, desc=f"baseline {args.model}")

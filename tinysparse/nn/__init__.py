@@ -7,12 +7,13 @@ from tinysparse.nn.dropout import (
     Dropout,
     TargetedDropout,
     WeightNoise,
-    derived_seed,
     deterministic,
     dropout_layers,
     mc_dropout,
     predict_mc,
 )
+from tinysparse.nn.init import derived_seed
+from tinysparse.nn.l0 import L0Conv2d, L0Layer, L0Linear, expected_l0, from_l0, to_l0
 from tinysparse.nn.layers import (
     ACTIVATIONS,
     Conv2d,
@@ -38,6 +39,14 @@ from tinysparse.nn.sparse_layers import (
     to_dense,
     to_sparse,
 )
+from tinysparse.nn.variational import (
+    VariationalConv2d,
+    VariationalLayer,
+    VariationalLinear,
+    from_variational,
+    to_variational,
+    variational_kl,
+)
 
 __all__ = [
     "ACTIVATIONS", "MODELS", "SPARSE_TWINS", "Conv2d", "Flatten", "Linear", "MaxPool2d",
@@ -47,4 +56,9 @@ __all__ = [
     "has_sparse_layers", "lenet300", "lenet5", "mlp", "to_dense", "to_sparse",
     "DropConnect", "Dropout", "TargetedDropout", "WeightNoise", "derived_seed",
     "dropout_layers", "mc_dropout", "predict_mc", "set_weight_noise", "deterministic",
+    # sparse variational dropout
+    "VariationalConv2d", "VariationalLayer", "VariationalLinear", "from_variational",
+    "to_variational", "variational_kl",
+    # L0 gates
+    "L0Conv2d", "L0Layer", "L0Linear", "expected_l0", "from_l0", "to_l0",
 ]

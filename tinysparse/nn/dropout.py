@@ -33,7 +33,8 @@
 
 Every stochastic object keeps its own ``np.random.Generator`` seeded by its ``seed`` (saved
 in the model's spec; the generator's state is not). A model factory gives each of its
-stochastic layers a different seed derived from the model's seed (:func:`derived_seed`).
+stochastic layers a different seed derived from the model's seed
+(:func:`~tinysparse.nn.init.derived_seed`).
 """
 
 from __future__ import annotations
@@ -51,15 +52,6 @@ from tinysparse.sparse.mask import Mask
 
 
 # ---------------------------------------------------------------- seeds and checks
-def derived_seed(seed: int | None, *path: int) -> int | None:
-    """A seed for one stochastic part of a model, derived from the model's ``seed`` and the
-    part's position ``path``: the same model seed gives the same seeds, and different
-    paths give independent streams (NumPy's ``SeedSequence``). None stays None."""
-    if seed is None:
-        return None
-    return int(np.random.SeedSequence([int(seed), *map(int, path)]).generate_state(1)[0])
-
-
 def check_probability(p: Any, name: str = "p") -> float:
     """A dropout probability: a number in [0, 1) (``p = 1`` would drop everything and
     divide by zero)."""

@@ -69,3 +69,14 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(0 if rng is None else rng)
+
+
+def derived_seed(seed: int | None, *path: int) -> int | None:
+    """A seed for one stochastic part of a model (a dropout layer, a layer's noise),
+    derived from the model's ``seed`` and the part's position ``path``: the same model seed
+    gives the same seeds, and different paths give independent streams (NumPy's
+    ``SeedSequence`` mixes them, so neighbouring positions give unrelated streams). None
+    stays None."""
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([int(seed), *map(int, path)]).generate_state(1)[0])

@@ -11,7 +11,7 @@ Each factory takes ``dropout`` (on the hidden activations), ``input_dropout`` (o
 input) and ``dropconnect`` (DropConnect on the hidden fully connected layers' weights),
 all 0 by default, when the model has none of those layers (Srivastava et al. 2014 use
 0.5 and 0.2). Each stochastic layer gets its own seed derived from the model's
-(:func:`~tinysparse.nn.dropout.derived_seed`): the same model seed gives the same masks,
+(:func:`~tinysparse.nn.init.derived_seed`): the same model seed gives the same masks,
 and adding dropout does not change the initial weights.
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tinysparse.nn.dropout import DropConnect, Dropout, check_probability, derived_seed
-from tinysparse.nn.init import as_generator
+from tinysparse.nn.dropout import DropConnect, Dropout, check_probability
+from tinysparse.nn.init import as_generator, derived_seed
 from tinysparse.nn.layers import (
     ACTIVATIONS,
     Conv2d,

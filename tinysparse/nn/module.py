@@ -16,6 +16,7 @@ saving, loading, snapshots and rewinding do not depend on the compute path.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, NamedTuple
 
@@ -432,6 +433,13 @@ PROBABILITY = SpecArgument("a number in [0, 1)",
                            lambda v: type(v) in (int, float) and 0 <= v < 1)
 SEED = SpecArgument("an integer >= 0 or null",
                     lambda v: v is None or NON_NEGATIVE_INT.accepts(v))
+FINITE_NUMBER = SpecArgument("a finite number", lambda v: type(v) in (int, float)
+                             and math.isfinite(v))
+
+
+def one_of(*choices: str) -> SpecArgument:
+    """A spec argument that is one of a few strings."""
+    return SpecArgument(f"one of {list(choices)}", lambda v: v in choices)
 
 
 class StateEntry(NamedTuple):
@@ -511,6 +519,28 @@ def _check_spec_args(cls: type[Module], args: Any, where: str) -> None:
         if name in args and not kind.accepts(args[name]):
             raise ValueError(f"{where}: {name} must be {kind.expected}, found "
                              f"{short_repr(args[name])}")
+
+
+def replace_layers(model: Module, replacement: Callable[[Module], Module | None]) -> Module:
+    """Replace every layer for which ``replacement(layer)`` gives a new one, in its parent
+    (in place, keeping its place and name); returns the model, or its replacement when the
+    model is itself such a layer. The old layer's parameters are marked ``replaced_by`` the
+    new layer (an optimiser still holding them then refuses to step). The conversions to
+    and from the sparse, variational and L0-gated twins all go through here."""
+
+    def replace(layer: Module) -> Module | None:
+        new = replacement(layer)
+        if new is not None:
+            for p in layer.parameters():
+                p.replaced_by = new.describe()
+        return new
+
+    for parent in list(model.modules()):
+        for name, child in list(parent._modules.items()):
+            new = replace(child)
+            if new is not None:
+                setattr(parent, name, new)
+    return replace(model) or model
 
 
 def clone(model: Module) -> Module:

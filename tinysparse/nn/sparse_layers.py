@@ -34,7 +34,7 @@ import numpy as np
 from tinysparse.autograd import Tensor, dropout, get_default_dtype
 from tinysparse.nn.dropout import WeightNoise, weight_noise_from
 from tinysparse.nn.layers import Conv2d, Linear, weight_noise_args
-from tinysparse.nn.module import Module, Parameter, clone
+from tinysparse.nn.module import Module, Parameter, clone, replace_layers
 from tinysparse.sparse import (
     Mask,
     density_threshold,
@@ -260,26 +260,6 @@ SPARSE_TWINS: dict[type[Module], type[SparseLayer]] = {Linear: SparseLinear,
                                                       Conv2d: SparseConv2d}
 
 
-def _replace_layers(model: Module, replacement) -> Module:
-    """Replace every layer for which ``replacement(layer)`` gives a new one, in its parent
-    (in place, keeping its place and name); the model itself when it is such a layer.
-    The old layer's parameters are marked ``replaced_by`` the new layer."""
-
-    def replace(layer: Module) -> Module | None:
-        new = replacement(layer)
-        if new is not None:
-            for p in layer.parameters():
-                p.replaced_by = new.describe()
-        return new
-
-    for parent in list(model.modules()):
-        for name, child in list(parent._modules.items()):
-            new = replace(child)
-            if new is not None:
-                setattr(parent, name, new)
-    return replace(model) or model
-
-
 def to_sparse(model: Module, max_density: float | None = None) -> Module:
     """Move every masked Linear/Conv2d that keeps at most ``max_density`` of its weights to
     the sparse kernels (its :class:`SparseLinear`/:class:`SparseConv2d` twin), in place.
@@ -305,13 +285,13 @@ def to_sparse(model: Module, max_density: float | None = None) -> Module:
             return SPARSE_TWINS[type(layer)].from_dense(layer)
         return None
 
-    return _replace_layers(model, twin)
+    return replace_layers(model, twin)
 
 
 def to_dense(model: Module) -> Module:
     """Move every layer on the sparse kernels back to its masked dense twin, in place
     (returns ``model``, or the twin when ``model`` is itself a sparse layer)."""
-    return _replace_layers(model, lambda layer: layer.to_dense()
+    return replace_layers(model, lambda layer: layer.to_dense()
                            if isinstance(layer, SparseLayer) else None)
 
 

@@ -53,6 +53,7 @@ from tinysparse.prune.selection import (
 )
 from tinysparse.prune.sensitivity import sensitivity, sensitivity_table
 from tinysparse.prune.structured import (
+    remove_units,
     shrink,
     structured_prune,
     unit_counts,
@@ -67,7 +68,8 @@ __all__ = [
     "iterative_targets", "layer_masks", "layer_sparsities", "lottery_ticket_experiment",
     "magnitude_scores", "obd_prune", "obd_scores", "obs_layerwise_prune", "obs_prune",
     "predicted_increase", "prunable_parameters", "prune", "prune_and_retrain", "prune_step",
-    "random_init_state", "random_masks_like", "random_scores", "remove_masks", "rewind_to",
+    "random_init_state", "random_masks_like", "random_scores", "remove_masks", "remove_units",
+    "rewind_to",
     "saliencies", "select_masks", "sensitivity", "sensitivity_table", "shrink",
     "sign_preserving_state", "snapshot", "sparsity_of", "structured_prune", "summarize",
     "supermask_masks", "threshold", "unit_counts", "unit_masks", "unit_norms",

@@ -15,6 +15,9 @@ Two steps, so that each can be checked:
    such as Ising-dropout, share). The masked network computes exactly what the smaller
    one will.
 2. :func:`shrink` builds that smaller dense network from the masked one.
+
+:func:`remove_units` is step 1 for units chosen otherwise (L0 gates that closed, for
+example): it masks the units it is given.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from tinysparse.autograd import Tensor, no_grad
 from tinysparse.nn.dropout import deterministic
 from tinysparse.nn.layers import Conv2d, Flatten, Linear, Reshape, Sequential
 from tinysparse.nn.module import Module, build_from_spec
-from tinysparse.nn.sparse_layers import as_dense, to_dense
+from tinysparse.nn.sparse_layers import as_dense
 from tinysparse.prune.masks import apply_masks, current_masks
 from tinysparse.sparse.mask import Mask
 
@@ -107,17 +110,42 @@ def structured_prune(
     dict name -> Mask
         The masks now on the model (rows, biases, and the readers' columns).
     """
-    to_dense(model)  # the units are rows of dense weights; apply_masks moves layers back
     norms = unit_norms(model, criterion)
-    removed = {}
+    removed: dict[str, np.ndarray] = {}
     for name, layer_norms in norms.items():
         share = fraction[name] if isinstance(fraction, Mapping) else fraction
         if not 0 <= share < 1:
             raise ValueError(f"fraction of {name}: expected a number in [0, 1), got {share}")
         count = int(round(share * len(layer_norms)))
         removed[name] = np.argsort(layer_norms, kind="stable")[:count]
+    return remove_units(model, removed, input_shape)
+
+
+def remove_units(
+    model: Module,
+    removed: Mapping[str, Sequence[int] | np.ndarray],
+    input_shape: Sequence[int] = (1, 28, 28),
+    allow_empty_layers: bool = False,
+) -> dict[str, Mask]:
+    """Mask the given units of hidden layers: each one's weight row (or filter), its bias,
+    and the next weighted layer's weights that read it; earlier masks are kept.
+
+    Parameters
+    ----------
+    removed : dict layer name -> unit indices
+        For hidden Linear/Conv2d layers (not the last weighted layer: the outputs stay).
+    input_shape : sequence of int
+        One example's shape (to follow channels through a Flatten).
+    allow_empty_layers : bool
+        Allow removing every unit of a layer (see :func:`~tinysparse.prune.apply_masks`).
+
+    Returns
+    -------
+    dict name -> Mask
+        The masks now on the model.
+    """
     masks = unit_removal_masks(model, removed, input_shape)
-    apply_masks(model, masks)
+    apply_masks(model, masks, allow_empty_layers)
     return masks
 
 
@@ -126,7 +154,9 @@ def unit_removal_masks(
     removed: Mapping[str, Sequence[int] | np.ndarray],
     input_shape: Sequence[int] = (1, 28, 28),
 ) -> dict[str, Mask]:
-    """The masks that remove whole units, on top of the masks the model already has.
+    """The masks that remove whole units, on top of the masks the model already has, for
+    :func:`remove_units` and the methods that add masks of their own (Ising-dropout's
+    dropped inputs). Nothing is applied to ``model``.
 
     Parameters
     ----------
@@ -137,12 +167,16 @@ def unit_removal_masks(
     Returns
     -------
     dict name -> Mask
-        Masks for every weight and bias that changes; nothing is applied yet (pass them to
-        :func:`tinysparse.prune.apply_masks`).
+        Masks for every weight and bias that changes.
     """
     model = as_dense(model)
     layers = _layers(model)
-    hidden = [layers[index][0] for index in _weighted(layers)[:-1]]
+    hidden = {layers[index][0]: index for index in _weighted(layers)[:-1]}
+    unknown = sorted(set(removed) - set(hidden))
+    if unknown:
+        raise ValueError(f"removed: {unknown} {'is' if len(unknown) == 1 else 'are'} not "
+                         f"hidden Linear/Conv2d layers; the hidden layers are {list(hidden)} "
+                         f"(the output layer keeps its units)")
     shapes = _input_shapes(model, input_shape)
     keep: dict[str, np.ndarray] = {}
 
@@ -156,12 +190,11 @@ def unit_removal_masks(
         return keep[key]
 
     for name, units in removed.items():
-        if name not in hidden:
-            raise ValueError(f"removed: {name!r} is not a hidden Linear/Conv2d layer; "
-                             f"choose among {hidden} (the output layer keeps its units)")
-        index = [layer_name for layer_name, _ in layers].index(name)
-        layer = layers[index][1]
-        units = np.asarray(units, dtype=np.intp)
+        index, layer = hidden[name], layers[hidden[name]][1]
+        units = np.asarray(units, dtype=np.int64).reshape(-1)
+        if units.size and (units.min() < 0 or units.max() >= layer.weight.shape[0]):
+            raise ValueError(f"removed[{name!r}]: unit indices must lie in "
+                             f"[0, {layer.weight.shape[0]}), got {units.min()}..{units.max()}")
         keep_of(name, "weight")[units] = False
         if layer.bias is not None:
             keep_of(name, "bias")[units] = False

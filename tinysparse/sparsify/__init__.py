@@ -12,14 +12,19 @@ Every method is a row of :data:`METHODS` with one function
 that trains ``model`` (built by the caller) in place and returns what it measured.
 """
 
+import math
 from functools import partial
 
 from tinysparse.nn.dropout import check_fraction, check_probability
-from tinysparse.sparsify import ising, targeted
+from tinysparse.nn.l0 import INITIAL_DROP_RATE
+from tinysparse.nn.variational import INITIAL_LOG_SIGMA2, PRUNE_THRESHOLD
+from tinysparse.sparsify import ising, l0, targeted, variational
 from tinysparse.sparsify.method import (
     Option,
     SparsifyMethod,
     SparsifyRun,
+    non_negative_integer,
+    number,
     positive_integer,
     yes_no,
 )
@@ -40,6 +45,38 @@ METHODS: dict[str, SparsifyMethod] = {method.name: method for method in (
                                           "units with the smallest L2 norm",
                 choices=("weight", "unit")))),
     SparsifyMethod(
+        "variational-dropout",
+        "sparse variational dropout (Molchanov et al. 2017): a dropout rate per weight "
+        "learned with the ELBO and a KL warm-up; weights with log α > 3 are pruned",
+        variational.run,
+        (Option("kl_weight", partial(number, name="kl_weight", low=0, high=math.inf,
+                                     closed=False), 1.0,
+                "the KL term's weight (1: the ELBO per example, KL / N)"),
+         Option("warmup", partial(number, name="warmup", low=0, high=1), 0.3,
+                "fraction of training over which the KL weight rises from 0"),
+         Option("threshold", partial(number, name="threshold"), PRUNE_THRESHOLD,
+                "weights with log α above it are pruned"),
+         Option("log_sigma2", partial(number, name="log_sigma2"), INITIAL_LOG_SIGMA2,
+                "initial log σ² of every weight"),
+         Option("pretrain_epochs", partial(non_negative_integer, name="pretrain_epochs"), 0,
+                "plain epochs before the variational ones")),
+        training={"epochs": 100, "batch_size": 100}),
+    SparsifyMethod(
+        "l0",
+        "L0 regularisation (Louizos et al. 2018): hard-concrete gates on weights or units "
+        "with an expected-L0 penalty; closed gates are pruned",
+        l0.run,
+        (Option("gates", str, "weight", "gate each weight, or each hidden unit",
+                choices=("weight", "unit")),
+         Option("lambda_", partial(number, name="lambda", low=0, high=math.inf), l0.PAPER_LAMBDA,
+                "the penalty's weight (λ / N per example)", flag="lambda"),
+         Option("initial_drop_rate", partial(number, name="initial_drop_rate", low=0, high=1,
+                                             closed=False), INITIAL_DROP_RATE,
+                "the gates' initial probability of being closed"),
+         Option("pretrain_epochs", partial(non_negative_integer, name="pretrain_epochs"), 0,
+                "plain epochs before the gated ones")),
+        training={"epochs": 100, "batch_size": 100}),
+    SparsifyMethod(
         "ising",
         "Ising-dropout (Salehinejad & Valaee 2019): each epoch, drop the units of a "
         "low-energy Ising state of the MLP; remove the last state's units",
@@ -55,4 +92,5 @@ METHODS: dict[str, SparsifyMethod] = {method.name: method for method in (
                                               "from the previous state, cool"))),
 )}
 
-__all__ = ["METHODS", "Option", "SparsifyMethod", "SparsifyRun", "ising", "targeted"]
+__all__ = ["METHODS", "Option", "SparsifyMethod", "SparsifyRun", "ising", "l0", "targeted",
+           "variational"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -43,6 +44,32 @@ def positive_integer(text: Any, name: str = "value") -> int:
     return value
 
 
+def number(text: Any, name: str = "value", low: float = -math.inf, high: float = math.inf,
+           closed: bool = True) -> float:
+    """An option's text as a finite number in [low, high] (or (low, high) when not
+    ``closed``), or a ValueError naming the option."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = math.nan
+    inside = low <= value <= high if closed else low < value < high
+    if not math.isfinite(value) or not inside:
+        interval = f"[{low}, {high}]" if closed else f"({low}, {high})"
+        raise ValueError(f"{name}: expected a number in {interval}, got {text!r}")
+    return value
+
+
+def non_negative_integer(text: Any, name: str = "value") -> int:
+    """An option's text as an integer >= 0, or a ValueError naming the option."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0:
+        raise ValueError(f"{name}: expected an integer >= 0, got {text!r}")
+    return value
+
+
 def yes_no(text: Any, name: str = "value") -> bool:
     """An option's text (``yes``/``no``, ``true``/``false``, ``1``/``0``) as a boolean."""
     answers = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
@@ -73,10 +100,12 @@ class Option:
 
 @dataclass(frozen=True)
 class SparsifyMethod:
-    """One method: its name, a one-line summary (for the CLI's help), its function, and
-    the options ``run`` takes beyond the training ones."""
+    """One method: its name, a one-line summary (for the CLI's help), its function, the
+    options ``run`` takes beyond the training ones, and the training settings it needs
+    (``epochs``, ``batch_size``, ``lr``) where they differ from plain training's."""
 
     name: str
     summary: str
     run: Callable[..., SparsifyRun]
     options: tuple[Option, ...] = ()
+    training: dict[str, Any] = field(default_factory=dict)

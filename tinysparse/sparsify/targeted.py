@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 
 from tinysparse.data.dataset import Dataset
-from tinysparse.nn.dropout import TargetedDropout, check_fraction, derived_seed
+from tinysparse.nn.dropout import TargetedDropout, check_fraction
+from tinysparse.nn.init import derived_seed
 from tinysparse.nn.module import Module
 from tinysparse.nn.sparse_layers import NOISY_LAYERS, set_weight_noise
 from tinysparse.prune.masks import current_masks, layer_sparsities, sparsity_of
