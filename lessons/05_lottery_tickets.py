@@ -926,5 +926,6 @@ print("Exercise (c): all checks passed")
 # * Liu et al.: for structured pruning the architecture is what counts; for our unstructured
 #   tickets both the mask and the initial values matter.
 #
-# Next: **lesson 09** measures what pruning really makes faster. Lesson 06, in preparation,
-# will look at dropout and its relatives — random sparsity *during* training.
+# Next: **lesson 06** looks at dropout and its relatives — random sparsity *during*
+# training, and sparsity learned while training; lesson 09 measures what pruning really
+# makes faster.
