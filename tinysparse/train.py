@@ -219,6 +219,10 @@ def fit(
         When the loss becomes NaN or infinite.
     """
     x, y = training_examples(data)
+    if prepare_batch is not None and validation_split:
+        raise ValueError("validation_split: prepare_batch is given each batch's rows of the "
+                         "data as passed, which the split would reorder; hold out the "
+                         "validation data first and pass validation=(x, y)")
     if validation_split:
         (x, y), validation = train_validation_split(x, y, validation_split, seed)
     if (patience is not None or restore_best) and validation is None:
