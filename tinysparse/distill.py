@@ -332,22 +332,33 @@ def jitter_images(images: np.ndarray, pixels: int, rng: np.random.Generator) -> 
     return shifted.reshape(images.shape)
 
 
-def transfer_set(data: Dataset | tuple[np.ndarray, np.ndarray], omit_class: int | None = None,
-                 unlabelled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def transfer_set(data: Dataset | tuple[np.ndarray, np.ndarray] | None,
+                 omit_class: int | None = None, unlabelled: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """The images the student is distilled on, with their labels (``UNLABELLED`` where
-    there are none): ``data``'s training examples without those of class ``omit_class``,
-    then the ``unlabelled`` images."""
-    x, y = training_examples(data)
-    if omit_class is not None:
-        kept = y != omit_class
-        x, y = x[kept], y[kept]
+    there are none): ``data``'s training examples without those of class ``omit_class``
+    (no labelled example when ``data`` is None), then the ``unlabelled`` images."""
+    if data is None and unlabelled is None:
+        raise ValueError("data: no transfer set; give labelled data, unlabelled images or "
+                         "both")
+    parts_x, parts_y = [], []
+    if data is not None:
+        x, y = training_examples(data)
+        if omit_class is not None:
+            kept = y != omit_class
+            x, y = x[kept], y[kept]
+        parts_x.append(x)
+        parts_y.append(y)
     if unlabelled is not None:
-        unlabelled = np.asarray(unlabelled, dtype=x.dtype)
-        if unlabelled.shape[1:] != x.shape[1:]:
+        unlabelled = np.asarray(unlabelled)
+        if parts_x and unlabelled.shape[1:] != parts_x[0].shape[1:]:
             raise ValueError(f"unlabelled: images of shape {unlabelled.shape[1:]}, but the "
-                             f"labelled ones are {x.shape[1:]}")
-        x = np.concatenate([x, unlabelled])
-        y = np.concatenate([y, np.full(len(unlabelled), UNLABELLED, dtype=y.dtype)])
+                             f"labelled ones are {parts_x[0].shape[1:]}")
+        parts_x.append(unlabelled.astype(parts_x[0].dtype if parts_x else unlabelled.dtype,
+                                         copy=False))
+        parts_y.append(np.full(len(unlabelled), UNLABELLED,
+                               dtype=parts_y[0].dtype if parts_y else np.int64))
+    x, y = np.concatenate(parts_x), np.concatenate(parts_y)
     if len(x) == 0:
         raise ValueError(f"transfer set: no example left (omit_class={omit_class})")
     return x, y
@@ -357,7 +368,7 @@ def transfer_set(data: Dataset | tuple[np.ndarray, np.ndarray], omit_class: int 
 def distill(
     student: Module,
     teacher: Module | Sequence[Module],
-    data: Dataset | tuple[np.ndarray, np.ndarray],
+    data: Dataset | tuple[np.ndarray, np.ndarray] | None,
     *,
     temperature: float = 4.0,
     alpha: float = 0.9,
@@ -387,8 +398,9 @@ def distill(
     teacher : Module or list of Modules
         With several, the student learns their average probabilities (their average
         zero-meaned logits for logit matching).
-    data : Dataset or (x, y)
-        The labelled examples (a Dataset's training split).
+    data : Dataset, (x, y) or None
+        The labelled examples (a Dataset's training split); None to distil on
+        ``unlabelled`` images alone.
     temperature : float
         T > 0 of both softmaxes of the soft term (Hinton et al.: 20 for their 2×800
         student, 2.5–4 for small ones).
@@ -435,10 +447,12 @@ def distill(
     x, y = transfer_set(data, omit_class, unlabelled)
 
     if jitter == 0:
-        cached = teacher_targets(teachers, x, temperature, objective)  # once, for all epochs
+        cached: list[np.ndarray] = []  # filled at the first batch, after fit's own checks
 
         def prepare_batch(xb, yb, index):
-            return xb, (cached[index], yb)
+            if not cached:  # the teacher labels the whole transfer set once, for all epochs
+                cached.append(teacher_targets(teachers, x, temperature, objective))
+            return xb, (cached[0][index], yb)
     else:
         jitter_rng = np.random.default_rng(derived_seed(seed, JITTER_STREAM))
 
