@@ -189,6 +189,22 @@ def test_a_fixed_transfer_set_is_labelled_by_the_teacher_once(teacher, small_dat
     assert len(history.epochs) == 3 and history.steps == 36
 
 
+def test_targets_computed_beforehand_are_used_as_they_are(teacher, small_data):
+    targets = distill.teacher_targets(teacher, small_data[0], temperature=2.0)
+    counting = CountingTeacher(teacher)
+    given, computed = student(), student()
+    distill.distill(given, counting, small_data, temperature=2.0, targets=targets, epochs=2,
+                    quiet=True)
+    assert counting.calls == 0
+    distill.distill(computed, teacher, small_data, temperature=2.0, epochs=2, quiet=True)
+    for name, values in computed.state_dict().items():
+        np.testing.assert_array_equal(given.state_dict()[name], values, err_msg=name)
+    with pytest.raises(ValueError, match="targets: expected one row of 10 per transfer"):
+        distill.distill(student(), teacher, small_data, targets=targets[:10], quiet=True)
+    with pytest.raises(ValueError, match="targets: the teacher labels jittered images"):
+        distill.distill(student(), teacher, small_data, targets=targets, jitter=1, quiet=True)
+
+
 def test_a_jittered_transfer_set_is_labelled_batch_by_batch(teacher, small_data):
     counting = CountingTeacher(teacher)
     history = distill.distill(student(), counting, small_data, epochs=2, batch_size=50,

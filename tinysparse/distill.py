@@ -376,6 +376,7 @@ def distill(
     jitter: int = 0,
     omit_class: int | None = None,
     unlabelled: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
     seed: int = 0,
     desc: str = "distill",
     **fit_options: Any,
@@ -415,6 +416,11 @@ def distill(
         :func:`omitted_class_accuracies`).
     unlabelled : np.ndarray, optional
         More transfer images, without labels: only the soft term learns from them.
+    targets : np.ndarray, optional
+        The teacher's targets on the transfer set, if they are known already
+        (``teacher_targets(teacher, transfer_set(data, omit_class, unlabelled)[0],
+        temperature, objective)``): a sweep over α, or a benchmark, labels the transfer
+        set once. Not with ``jitter`` (jittered images are labelled as they are made).
     seed : int
         Seeds the batch order and the jitter.
     desc : str
@@ -445,9 +451,19 @@ def distill(
         raise ValueError(f"omit_class: expected a class of the student, 0 to "
                          f"{'K' if classes is None else classes} - 1, got {omit_class!r}")
     x, y = transfer_set(data, omit_class, unlabelled)
+    if targets is not None:
+        if jitter:
+            raise ValueError("targets: the teacher labels jittered images as they are made; "
+                             "give jitter=0 with targets computed beforehand")
+        targets = np.asarray(targets)
+        if targets.ndim != 2 or len(targets) != len(x) or (
+                classes is not None and targets.shape[1] != classes):
+            raise ValueError(f"targets: expected one row of {classes or 'K'} per transfer "
+                             f"example, {len(x)} rows, got shape {targets.shape}")
 
     if jitter == 0:
-        cached: list[np.ndarray] = []  # filled at the first batch, after fit's own checks
+        # filled at the first batch, after fit's own checks
+        cached: list[np.ndarray] = [] if targets is None else [targets]
 
         def prepare_batch(xb, yb, index):
             if not cached:  # the teacher labels the whole transfer set once, for all epochs
