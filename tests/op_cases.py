@@ -17,6 +17,7 @@ import dropout_cases
 import numpy as np
 
 import tinysparse.autograd as A
+from tinysparse import distill
 
 
 @dataclass
@@ -45,6 +46,7 @@ def both(*makers):
 
 
 LABELS = np.array([0, 2, 1, 4, 3, 2])
+PARTLY_LABELLED = np.array([0, -1, 1, 4, -1, 2])  # -1: tinysparse.train.UNLABELLED
 SOFT_TARGETS_SEED = 7
 
 
@@ -214,6 +216,44 @@ CASES = [
                                           / (2 / 3)) * 1.2 - 0.1, 0.0, 1.0),
            lambda rng: [2.0 * rng.standard_normal((4, 5))]),
     # ---- Ising-dropout
+    # ---- knowledge distillation: the teacher's logits are frozen inputs (no gradient)
+    # T² · KL(p_T ‖ q_T), p_T = softmax(z_t / T): PyTorch's kl_div takes log q_T and p_T
+    OpCase("distillation_soft_target_loss",
+           lambda z: distill.soft_target_loss(z, distill.soft_targets(frozen_logits(6, 5), 3.0),
+                                              3.0),
+           lambda t, z: 3.0**2 * t.nn.functional.kl_div(
+               t.log_softmax(z / 3.0, dim=1), t.softmax(t.tensor(frozen_logits(6, 5)) / 3.0,
+                                                        dim=1), reduction="batchmean"),
+           both(normal(6, 5))),
+    # α · T² · KL + (1 − α) · CE(z, labels)
+    OpCase("distillation_loss",
+           lambda z: distill.distillation_loss(
+               z, distill.soft_targets(frozen_logits(6, 5), 2.5), LABELS, temperature=2.5,
+               alpha=0.7),
+           lambda t, z: 0.7 * 2.5**2 * t.nn.functional.kl_div(
+               t.log_softmax(z / 2.5, dim=1), t.softmax(t.tensor(frozen_logits(6, 5)) / 2.5,
+                                                        dim=1), reduction="batchmean")
+           + 0.3 * t.nn.functional.cross_entropy(z, t.tensor(LABELS)),
+           both(normal(6, 5))),
+    # rows labelled -1 (unlabelled transfer examples) have no hard term
+    OpCase("distillation_loss_unlabelled_rows",
+           lambda z: distill.distillation_loss(
+               z, distill.soft_targets(frozen_logits(6, 5), 4.0), PARTLY_LABELLED,
+               temperature=4.0, alpha=0.6),
+           lambda t, z: 0.6 * 4.0**2 * t.nn.functional.kl_div(
+               t.log_softmax(z / 4.0, dim=1), t.softmax(t.tensor(frozen_logits(6, 5)) / 4.0,
+                                                        dim=1), reduction="batchmean")
+           + 0.4 * t.nn.functional.cross_entropy(z[PARTLY_LABELLED >= 0],
+                                                 t.tensor(PARTLY_LABELLED[PARTLY_LABELLED >= 0])),
+           both(normal(6, 5))),
+    # the T → ∞ limit: (1/2K) · mean over rows of ‖z̃_s − z̃_t‖², z̃ zero-meaned by row
+    OpCase("logit_matching_loss",
+           lambda z: distill.logit_matching_loss(z, frozen_logits(6, 5)),
+           lambda t, z: 0.5 * t.nn.functional.mse_loss(
+               z - z.mean(dim=1, keepdim=True),
+               t.tensor(frozen_logits(6, 5)) - t.tensor(frozen_logits(6, 5)).mean(
+                   dim=1, keepdim=True)),
+           both(normal(6, 5))),
 ]
 
 CASE_IDS = [case.name for case in CASES]
@@ -229,3 +269,11 @@ def frozen_normal(*shape):
 
 def frozen_uniform(*shape):
     return np.random.default_rng(FROZEN_NOISE_SEED).uniform(0.0, 1.0, shape)
+
+
+# A teacher's logits for the distillation rows: frozen, spread like a trained network's.
+TEACHER_LOGITS_SEED = 13
+
+
+def frozen_logits(*shape):
+    return 3.0 * np.random.default_rng(TEACHER_LOGITS_SEED).standard_normal(shape)

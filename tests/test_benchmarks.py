@@ -65,3 +65,14 @@ def test_sparse_kernel_benchmark_cases_compute_the_same_products():
                 reference = (reference * keep)[keep] if result.ndim == 1 else reference * keep
             np.testing.assert_allclose(result, reference, rtol=1e-4, atol=1e-4,
                                        err_msg=f"{op} {name}")
+
+
+def test_distill_epoch_benchmark_trains_the_same_student_cached_or_not(mnist5k):
+    bench = load("distill_epoch")
+    implementations, students = bench.epochs(mnist5k.x_train[:128], mnist5k.y_train[:128])
+    for epoch in implementations.values():
+        epoch()
+    cached = students["distill-cached"].state_dict()
+    for name, values in students["distill-first-epoch"].state_dict().items():
+        np.testing.assert_array_equal(cached[name], values, err_msg=name)
+    assert not np.array_equal(students["fit"].state_dict()["fc1.weight"], cached["fc1.weight"])

@@ -108,6 +108,7 @@ def test_prune_second_order_methods(capsys):
 def no_training(monkeypatch):
     """Make any training fail loudly: the checks must come first."""
     import tinysparse.cli.common
+    import tinysparse.distill
     import tinysparse.prune.lottery
 
     def refuse(*args, **kwargs):
@@ -116,6 +117,7 @@ def no_training(monkeypatch):
     monkeypatch.setattr(tinysparse.cli.common, "fit", refuse)
     monkeypatch.setattr(tinysparse.cli.demo, "fit", refuse)
     monkeypatch.setattr(tinysparse.prune.lottery, "fit", refuse)
+    monkeypatch.setattr(tinysparse.distill, "fit", refuse)
 
 
 @pytest.mark.parametrize("argv,expected", [
@@ -257,3 +259,101 @@ def test_sparsify_runs_every_method_of_the_table(method, options, capsys):
     assert 0 <= result["sparsity"] < 1 and result["compression"] >= 1
     assert set(result["layers"]) == {"fc1.weight", "fc2.weight", "fc3.weight"}
     assert "lambda_" not in result
+
+
+# ---------------------------------------------------------------- distill
+TINY_DISTILLATION = ["distill", "--teacher", "mlp", "--teacher-hidden", "48",
+                     "--teacher-epochs", "2", "--student-hidden", "16", "--epochs", "2"]
+
+
+def test_distill_json_reports_the_three_accuracies(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, *TINY_DISTILLATION, "--json", "--save",
+                           str(tmp_path / "student.npz"))
+    result = json.loads(out)
+    assert code == 0
+    for key in ("teacher_test_accuracy", "student_alone_test_accuracy", "test_accuracy"):
+        assert 0.5 < result[key] <= 1, key
+    assert result["temperature"] == 4.0 and result["alpha"] == 0.9
+    assert "omitted_class_accuracy_before_shift" not in result
+    student = ts.load(result["saved_to"])
+    assert student.num_parameters() == 784 * 16 + 16 + 16 * 10 + 10
+    assert ts.evaluate(student, *ts.load_dataset("mnist-5k").test)["accuracy"] == \
+        pytest.approx(result["test_accuracy"])
+
+
+def test_distill_from_a_saved_teacher_with_an_omitted_class(capsys, tmp_path):
+    data = ts.load_dataset("mnist-5k")
+    teacher = ts.nn.mlp([784, 32, 10], seed=1)
+    ts.fit(teacher, data, epochs=2, quiet=True)
+    path = ts.save(teacher, tmp_path / "teacher.npz")
+    code, out, _ = run_cli(capsys, "distill", "--teacher", str(path), "--student-hidden", "16",
+                           "--epochs", "2", "--omit-class", "3", "--bias-shift", "2",
+                           "--json")
+    result = json.loads(out)
+    assert code == 0 and "teacher_epochs" not in result
+    assert result["teacher_test_accuracy"] == pytest.approx(
+        ts.evaluate(teacher, *data.test)["accuracy"])
+    assert result["bias_shift"] == 2.0 and result["omit_class"] == 3
+    assert result["student_alone_omitted_class_accuracy"] == 0.0  # it never saw a 3
+    assert result["omitted_class_accuracy_after_shift"] >= \
+        result["omitted_class_accuracy_before_shift"]
+    for key in ("other_classes_accuracy_before_shift", "other_classes_accuracy_after_shift"):
+        assert 0 <= result[key] <= 1
+    code, out, _ = run_cli(capsys, "distill", "--teacher", str(path), "--student-hidden", "16",
+                           "--epochs", "1", "--omit-class", "3", "--quiet")
+    assert code == 0 and "bias of 3 + 3.5" in out  # Hinton et al.'s shift by default
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--temperature", "0"], "--temperature: expected a positive number, got 0.0"),
+    (["--temperature", "-1"], "--temperature: expected a positive number, got -1.0"),
+    (["--temperature", "abc"], "argument --temperature: expected a number, got 'abc'"),
+    (["--alpha", "1.5"], "--alpha: expected the soft term's weight, a number in [0, 1], got 1.5"),
+    (["--alpha", "-0.1"], "--alpha: expected the soft term's weight"),
+    (["--omit-class", "10"], "--omit-class: expected a class of the digits, 0 to 9, got 10"),
+    (["--omit-class", "-1"], "argument --omit-class: expected an integer >= 0"),
+    (["--bias-shift", "2"], "--bias-shift shifts the bias of the omitted class; give --omit-class"),
+    (["--omit-class", "3", "--bias-shift", "inf"], "--bias-shift: expected a finite number"),
+    (["--jitter", "-2"], "argument --jitter: expected an integer >= 0"),
+    (["--teacher-hidden", "100"], "--teacher-hidden sets the layers of --teacher mlp; "
+                                  "--teacher lenet5"),
+    (["--student", "lenet5", "--student-hidden", "100"], "--student-hidden sets the layers"),
+    (["--teacher", "nonsense"], "--teacher: nonsense: no such model file; expected one "
+                                "of lenet300, lenet5, mlp or a tinysparse model file"),
+    (["--student", "resnet"], "argument --student: invalid choice: 'resnet'"),
+    (["--save", "/proc/x.npz"], "--save: /proc/x.npz: cannot write in /proc"),
+])
+def test_distill_refuses_bad_arguments_before_any_training(argv, expected, capsys,
+                                                           no_training):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["distill", *argv, "--quiet"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert expected in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_distill_refuses_a_teacher_file_that_does_not_fit(tmp_path, capsys, no_training):
+    import numpy as np
+
+    not_a_model = tmp_path / "weights.npz"
+    np.savez(not_a_model, w=np.ones(3))
+    text = tmp_path / "notes.npz"
+    text.write_text("not a zip archive")
+    five = ts.save(ts.nn.mlp([784, 8, 5], seed=0), tmp_path / "five.npz")
+    small = ts.save(ts.nn.mlp([100, 8, 10], seed=0, flatten=True), tmp_path / "small.npz")
+    trained = ts.save(ts.nn.mlp([784, 8, 10], seed=0), tmp_path / "trained.npz")
+    for argv, expected in [
+        (["--teacher", str(not_a_model)], "not a tinysparse model"),
+        (["--teacher", str(text)], "not a readable .npz file"),
+        (["--teacher", str(five)], "gives outputs of shape (5,) per digit, the student "
+                                   "scores 10 classes"),
+        (["--teacher", str(small)], "does not take 28x28 digits"),
+        (["--teacher", str(trained), "--teacher-epochs", "3"],
+         f"--teacher-epochs: the teacher from {trained} is already trained"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["distill", *argv, "--quiet"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2, err
+        assert "--teacher" in err and expected in err and len(err.strip().splitlines()) == 1, \
+            err

@@ -126,3 +126,49 @@ def test_a_run_that_ends_worse_than_it_began_says_so(mnist5k):
     calm = ts.fit(ts.nn.lenet300(seed=0), (mnist5k.x_train[:512], mnist5k.y_train[:512]),
                   epochs=3, quiet=True)
     assert calm.warnings == []
+
+
+def test_prepare_batch_gets_each_batchs_rows_and_feeds_model_and_loss(mnist5k):
+    x, y = mnist5k.x_train[:100], mnist5k.y_train[:100]
+    seen, targets = [], []
+
+    def prepare_batch(xb, yb, index):
+        np.testing.assert_array_equal(xb, x[index])
+        np.testing.assert_array_equal(yb, y[index])
+        seen.append(index)
+        return xb * 0.5, yb[::-1].copy()
+
+    def loss(output, target):
+        targets.append(target)
+        return ts.autograd.cross_entropy(output, target)
+
+    model = ts.nn.mlp([784, 8, 10], seed=0)
+    history = ts.fit(model, (x, y), epochs=2, batch_size=32, loss=loss, seed=3, quiet=True,
+                     prepare_batch=prepare_batch)
+    assert len(seen) == history.steps == 8
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen[:4])), np.arange(100))
+    np.testing.assert_array_equal(targets[0], y[seen[0]][::-1])
+    # the same batch order as without the hook
+    plain = ts.nn.mlp([784, 8, 10], seed=0)
+    order = []
+    ts.fit(plain, (x, y), epochs=2, batch_size=32, seed=3, quiet=True,
+           prepare_batch=lambda xb, yb, index: (order.append(index), (xb, yb))[1])
+    assert all(np.array_equal(a, b) for a, b in zip(order, seen))
+    with pytest.raises(ValueError, match="validation_split: prepare_batch"):
+        ts.fit(plain, (x, y), validation_split=0.2, prepare_batch=prepare_batch, quiet=True)
+
+
+def test_unlabelled_rows_do_not_count_in_the_training_accuracy(mnist5k):
+    x, y = mnist5k.x_train[:64], mnist5k.y_train[:64].copy()
+    y[::2] = ts.train.UNLABELLED
+    labelled = y != ts.train.UNLABELLED
+
+    def loss(output, target):
+        rows = np.flatnonzero(target != ts.train.UNLABELLED)
+        return ts.autograd.cross_entropy(output[rows], target[rows])
+
+    model = ts.nn.mlp([784, 8, 10], seed=0)
+    predictions = model.predict(x)
+    history = ts.fit(model, (x, y), epochs=1, batch_size=64, lr=1e-9, loss=loss, quiet=True)
+    assert history.train_accuracy[0] == pytest.approx(
+        np.mean(predictions[labelled] == y[labelled]), abs=1e-9)

@@ -19,11 +19,21 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinysparse.autograd import Tensor, cross_entropy, mse_loss, no_grad
-from tinysparse.data.dataset import Dataset, batches, train_validation_split, training_examples
+from tinysparse.data.dataset import (
+    Dataset,
+    batch_indices,
+    batches,
+    train_validation_split,
+    training_examples,
+)
 from tinysparse.nn.module import Module, check_finite_inputs
 from tinysparse.optim import Optimizer, make_optimizer
 
 LossFunction = Callable[[Tensor, np.ndarray], Tensor]
+#: ``prepare_batch(x, y, index) -> (inputs, target)``: see :func:`fit`
+BatchPreparation = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, Any]]
+#: the label of a training example that has none (a distillation transfer set may hold some)
+UNLABELLED = -1
 
 LOSSES: dict[str, LossFunction] = {
     "cross_entropy": lambda output, target: cross_entropy(output, target),
@@ -46,9 +56,10 @@ class History:
     """What happened during :func:`fit`.
 
     ``epochs`` holds one record per epoch (``epoch``, ``step``, ``train_loss``,
-    ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``seconds``); ``evaluations`` one
-    per validation pass (``step``, ``val_loss``, ``val_accuracy``). ``best_step`` is the
-    step with the lowest validation loss (the early-stopping iteration).
+    ``train_accuracy`` (None when no example had a label), ``val_loss``, ``val_accuracy``,
+    ``seconds``); ``evaluations`` one per validation pass (``step``, ``val_loss``,
+    ``val_accuracy``). ``best_step`` is the step with the lowest validation loss (the
+    early-stopping iteration).
     ``initial_loss`` is the loss of the first batch, before any update; ``warnings`` says
     what went wrong without stopping the run (the loss ending above where it began).
     """
@@ -96,11 +107,15 @@ def _loss_function(loss: str | LossFunction) -> LossFunction:
         raise ValueError(f"loss: unknown {loss!r}; choose one of {sorted(LOSSES)}") from None
 
 
-def _correct(output: np.ndarray, target: np.ndarray) -> int:
-    """Number of correct predictions (0 for regression targets)."""
+def _correct(output: np.ndarray, target: np.ndarray) -> tuple[int, int]:
+    """Correct predictions, and the rows that have a label to be right about: every row of
+    class-index targets but those marked :data:`UNLABELLED`; for regression targets none
+    is correct, out of every row."""
     if target.ndim != 1 or target.dtype.kind not in "iu":
-        return 0
-    return int(np.count_nonzero(output.argmax(axis=1) == target))
+        return 0, len(target)
+    labelled = target != UNLABELLED
+    return (int(np.count_nonzero(output.argmax(axis=1)[labelled] == target[labelled])),
+            int(np.count_nonzero(labelled)))
 
 
 def evaluate(
@@ -131,7 +146,7 @@ def evaluate(
             for xb, yb in batches(x, y, batch_size, shuffle=False):
                 output = model(xb)
                 total_loss += float(loss_fn(output, yb).data) * len(xb)
-                correct += _correct(output.data, yb)
+                correct += _correct(output.data, yb)[0]
     finally:
         model.train(was_training)
     return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
@@ -146,6 +161,7 @@ def fit(
     optimizer: str | Optimizer = "adam",
     lr: float = 1e-3,
     loss: str | LossFunction = "cross_entropy",
+    prepare_batch: BatchPreparation | None = None,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     validation_split: float = 0.0,
     patience: int | None = None,
@@ -169,6 +185,13 @@ def fit(
         A name builds that optimiser with learning rate ``lr``.
     lr : float
     loss : "cross_entropy", "mse" or callable(output, target) -> scalar Tensor
+    prepare_batch : callable(x, y, index) -> (inputs, target), optional
+        Turns each mini-batch (the rows ``index`` of the training data, ``x[index]`` and
+        ``y[index]``) into what the model is given and what the loss compares its output
+        with; by default ``(x[index], y[index])``. Distillation uses it to jitter the
+        images and to pair them with the teacher's soft targets (:mod:`tinysparse.distill`).
+        The training accuracy is still counted against ``y`` (rows labelled
+        :data:`UNLABELLED` do not count; with none labelled it is None).
     validation : (x, y), optional
         Data to validate on after every epoch.
     validation_split : float
@@ -196,6 +219,10 @@ def fit(
         When the loss becomes NaN or infinite.
     """
     x, y = training_examples(data)
+    if prepare_batch is not None and validation_split:
+        raise ValueError("validation_split: prepare_batch is given each batch's rows of the "
+                         "data as passed, which the split would reorder; hold out the "
+                         "validation data first and pass validation=(x, y)")
     if validation_split:
         (x, y), validation = train_validation_split(x, y, validation_split, seed)
     if (patience is not None or restore_best) and validation is None:
@@ -229,12 +256,15 @@ def fit(
     with tqdm(total=total_steps, disable=quiet, desc=desc, unit="step", leave=False) as bar:
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
-            loss_sum, correct, seen = 0.0, 0, 0
+            loss_sum, correct, labelled, seen = 0.0, 0, 0, 0
             batch_losses: list[float] = []
             improved_before = history.best_val_loss
-            for xb, yb in batches(x, y, batch_size, shuffle=True, rng=rng):
-                output = model(xb)
-                batch_loss = loss_fn(output, yb)
+            for index in batch_indices(len(x), batch_size, shuffle=True, rng=rng):
+                xb, yb = x[index], y[index]
+                inputs, target = (xb, yb) if prepare_batch is None else prepare_batch(
+                    xb, yb, index)
+                output = model(inputs)
+                batch_loss = loss_fn(output, target)
                 value = float(batch_loss.data)
                 if not math.isfinite(value):
                     raise TrainingDiverged(
@@ -250,7 +280,8 @@ def fit(
                 history.steps += 1
                 loss_sum += value * len(xb)
                 batch_losses.append(value)
-                correct += _correct(output.data, yb)
+                right, counted = _correct(output.data, yb)
+                correct, labelled = correct + right, labelled + counted
                 seen += len(xb)
                 bar.update(1)
                 if on_step is not None:
@@ -264,7 +295,8 @@ def fit(
                     break
             record: dict[str, Any] = {
                 "epoch": epoch, "step": history.steps,
-                "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                "train_loss": loss_sum / seen,
+                "train_accuracy": correct / labelled if labelled else None,
             }
             if validation is not None:
                 result = validate()

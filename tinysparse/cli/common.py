@@ -57,6 +57,7 @@ def _number_type(convert: Callable[[str], Any], accept: Callable[[Any], bool], e
     return parse
 
 
+number = _number_type(float, lambda v: True, "a number")  # the library checks its range
 positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number_type(float, lambda v: v > 0 and v < float("inf"), "a positive number")
@@ -113,10 +114,15 @@ def add_training_arguments(parser: argparse.ArgumentParser, epochs: int = 20) ->
     add_model_arguments(parser)
     add_data_arguments(parser)
     parser.add_argument("--epochs", type=positive_int, default=epochs)
+    add_optimizer_arguments(parser)
+    add_seed_argument(parser)
+
+
+def add_optimizer_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--lr``, ``--batch-size``, ``--optimizer`` (fit's defaults)."""
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
-    add_seed_argument(parser)
 
 
 #: the dropout options: flag, the model factories' keyword, help
@@ -214,26 +220,35 @@ def finish(args: argparse.Namespace, result: dict[str, Any], text: str) -> int:
 
 # ---------------------------------------------------------------- the work
 def model_from_args(args: argparse.Namespace):
-    options = dropout_options(args)
-    if args.model == "mlp":
-        return build_model("mlp", sizes=[784, *(args.hidden or DEFAULT_HIDDEN), 10],
-                           seed=args.seed, **options)
-    return build_model(args.model, seed=args.seed, **options)
+    return digit_model(args.model, args.hidden, args.seed, **dropout_options(args))
+
+
+def digit_model(name: str, hidden: Sequence[int] | None, seed: int, **options: Any):
+    """A model of ``MODELS`` for 28x28 digits and 10 classes; ``hidden`` sizes the layers
+    of an ``mlp`` (default :data:`DEFAULT_HIDDEN`)."""
+    if name == "mlp":
+        return build_model("mlp", sizes=[784, *(hidden or DEFAULT_HIDDEN), 10], seed=seed,
+                           **options)
+    return build_model(name, seed=seed, **options)
 
 
 def load_data(name: str, quiet: bool):
     return load_dataset(name, **({"progress": not quiet} if name == "mnist" else {}))
 
 
-def train(model, data, args: argparse.Namespace, desc: str):
-    """Train ``model`` on ``data`` with the training options of ``args``. A training that
-    ends worse than it began is not stopped: ``history.warnings`` says so, and the
-    command prints it (:func:`warnings_text`), not Python's warning machinery."""
+def train(model, data, args: argparse.Namespace, desc: str, epochs: int | None = None,
+          trainer: Callable[..., Any] | None = None, **options: Any):
+    """Train ``model`` on ``data`` with the training options of ``args`` (``epochs``
+    instead of ``args.epochs`` if given), by ``fit`` or by a ``trainer`` that takes fit's
+    arguments (and ``options``) and returns its History. A training that ends worse than
+    it began is not stopped: ``history.warnings`` says so, and the command prints it
+    (:func:`warnings_text`), not Python's warning machinery."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrainingWarning)
-        return fit(model, data, epochs=args.epochs, batch_size=args.batch_size,
-                   optimizer=args.optimizer, lr=args.lr, seed=args.seed,
-                   quiet=args.quiet or args.json, desc=desc)
+        return (trainer or fit)(
+            model, data, epochs=args.epochs if epochs is None else epochs,
+            batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, seed=args.seed,
+            quiet=args.quiet or args.json, desc=desc, **options)
 
 
 def warnings_text(messages: Sequence[str]) -> str:

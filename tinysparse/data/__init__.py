@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from tinysparse.data.dataset import (
     Dataset,
+    batch_indices,
     batches,
     train_validation_split,
     training_examples,
@@ -40,7 +41,7 @@ def load_dataset(name: str, **kwargs) -> Dataset:
 
 __all__ = [
     "DATASETS", "DIGIT_DATASETS", "MNIST_FILES", "MNIST_MIRRORS", "DataError", "Dataset",
-    "batches", "check_writable", "data_dir", "download", "fetch_mnist", "linear_teacher",
-    "load_dataset", "mnist", "mnist_5k", "monk1", "parse_idx", "read_idx", "spirals",
-    "train_validation_split", "training_examples", "xor",
+    "batch_indices", "batches", "check_writable", "data_dir", "download", "fetch_mnist",
+    "linear_teacher", "load_dataset", "mnist", "mnist_5k", "monk1", "parse_idx", "read_idx",
+    "spirals", "train_validation_split", "training_examples", "xor",
 ]

@@ -73,6 +73,27 @@ def train_validation_split(
     return (x[train], y[train]), (x[val], y[val])
 
 
+def batch_indices(
+    n: int,
+    batch_size: int,
+    shuffle: bool = True,
+    rng: np.random.Generator | int | None = None,
+    drop_last: bool = False,
+) -> Iterator[np.ndarray]:
+    """Yield the row indices of each mini-batch of ``n`` examples; with ``shuffle``, in an
+    order drawn from ``rng`` (one permutation per call: the same seed, the same order)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
+    if shuffle:
+        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        order = generator.permutation(n)
+    else:
+        order = np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start : start + batch_size]
+
+
 def batches(
     x: np.ndarray,
     y: np.ndarray,
@@ -89,13 +110,5 @@ def batches(
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
     if len(x) != len(y):
         raise ValueError(f"batches: {len(x)} inputs but {len(y)} targets")
-    n = len(x)
-    if shuffle:
-        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        order = generator.permutation(n)
-    else:
-        order = np.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        index = order[start : start + batch_size]
+    for index in batch_indices(len(x), batch_size, shuffle, rng, drop_last):
         yield x[index], y[index]
