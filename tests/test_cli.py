@@ -350,6 +350,8 @@ def test_distill_refuses_a_teacher_file_that_does_not_fit(tmp_path, capsys, no_t
         (["--teacher", str(small)], "does not take 28x28 digits"),
         (["--teacher", str(trained), "--teacher-epochs", "3"],
          f"--teacher-epochs: the teacher from {trained} is already trained"),
+        (["--teacher", str(trained), "--teacher-jitter", "1"],
+         f"--teacher-jitter: the teacher from {trained} is already trained"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             main(["distill", *argv, "--quiet"])

@@ -336,6 +336,25 @@ def test_jitter_shifts_each_image_by_at_most_j_pixels_seeded():
     assert distill.jitter_images(edge, 3, np.random.default_rng(1)).sum() in (0.0, 1.0)
 
 
+
+def test_jittered_batches_shift_the_images_keep_the_labels_and_follow_the_seed():
+    images = np.random.default_rng(0).random((64, 784)).astype(np.float32)
+    labels = np.arange(64) % 10
+    index = np.arange(64)
+    prepare = distill.jittered_batches(2, seed=5)
+    shifted, targets = prepare(images, labels, index)
+    assert shifted.shape == images.shape and targets is labels
+    assert not np.array_equal(shifted, images)  # 1 in 25 images keeps its place, not all
+    again, _ = distill.jittered_batches(2, seed=5)(images, labels, index)
+    np.testing.assert_array_equal(again, shifted)
+    other, _ = distill.jittered_batches(2, seed=6)(images, labels, index)
+    assert not np.array_equal(other, shifted)
+    second, _ = prepare(images, labels, index)  # the next batch: new shifts
+    assert not np.array_equal(second, shifted)
+    with pytest.raises(ValueError, match="jitter: expected a whole number of pixels"):
+        distill.jittered_batches(-1)
+
+
 # ---------------------------------------------------------------- bad input
 @pytest.mark.parametrize("options,message", [
     ({"temperature": 0.0}, "temperature: expected a positive number, got 0.0"),

@@ -41,6 +41,10 @@ CLASSES = 10
 #: Hinton et al.'s MNIST teacher: two hidden layers of 1,200 units (``--teacher mlp``)
 TEACHER_HIDDEN = (1200, 1200)
 TEACHER_EPOCHS = 20
+#: the teacher trains on digits shifted by up to 2 pixels, as Hinton et al.'s MNIST teacher
+#: did: on 4,000 digits that makes it clearly better than the students (0.970 against 0.954
+#: for LeNet-5 at seed 0), and distillation needs a teacher clearly better than its student
+TEACHER_JITTER = 2
 #: a 784-100-10 student: small enough to gain from a LeNet-5 teacher on 4,000 digits
 STUDENT_HIDDEN = (100,)
 #: the flag of each option distill.check_options names
@@ -62,6 +66,11 @@ def add_parser(commands) -> None:
                              f"{','.join(map(str, TEACHER_HIDDEN))}, Hinton et al.'s)")
     parser.add_argument("--teacher-epochs", type=positive_int, default=None,
                         help=f"epochs of the teacher's training (default {TEACHER_EPOCHS})")
+    parser.add_argument("--teacher-jitter", type=non_negative_int, default=None,
+                        metavar="PIXELS",
+                        help=f"train the teacher on digits shifted by up to PIXELS pixels, "
+                             f"anew in every batch (default {TEACHER_JITTER}, as Hinton et "
+                             f"al.'s teacher; 0 for none)")
     parser.add_argument("--student", default="mlp", choices=sorted(MODELS),
                         help="the student (default mlp)")
     parser.add_argument("--student-hidden", type=layer_sizes, default=None,
@@ -110,7 +119,7 @@ def check(args: argparse.Namespace) -> None:
             raise UsageError(f"--teacher-hidden sets the layers of --teacher mlp; --teacher "
                              f"{args.teacher} has fixed layers")
     else:
-        for flag in ("teacher_hidden", "teacher_epochs"):
+        for flag in ("teacher_hidden", "teacher_epochs", "teacher_jitter"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')}: the teacher from "
                                  f"{args.teacher} is already trained")
@@ -158,9 +167,13 @@ def run(args: argparse.Namespace) -> int:
     teacher = args.teacher_model
     if teacher is None:
         result["teacher_epochs"] = args.teacher_epochs or TEACHER_EPOCHS
+        result["teacher_jitter"] = (TEACHER_JITTER if args.teacher_jitter is None
+                                    else args.teacher_jitter)
         teacher = digit_model(args.teacher, args.teacher_hidden or TEACHER_HIDDEN, args.seed)
+        jitter = (distill.jittered_batches(result["teacher_jitter"], args.seed)
+                  if result["teacher_jitter"] else None)
         train(teacher, data, args, desc=f"teacher {args.teacher}",
-              epochs=result["teacher_epochs"])
+              epochs=result["teacher_epochs"], prepare_batch=jitter)
     result["teacher_test_accuracy"] = evaluate(teacher, *data.test)["accuracy"]
 
     def student():  # the same initialisation for both students
