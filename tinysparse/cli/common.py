@@ -225,15 +225,16 @@ def load_data(name: str, quiet: bool):
     return load_dataset(name, **({"progress": not quiet} if name == "mnist" else {}))
 
 
-def train(model, data, args: argparse.Namespace, desc: str):
-    """Train ``model`` on ``data`` with the training options of ``args``. A training that
-    ends worse than it began is not stopped: ``history.warnings`` says so, and the
-    command prints it (:func:`warnings_text`), not Python's warning machinery."""
+def train(model, data, args: argparse.Namespace, desc: str, validation=None):
+    """Train ``model`` on ``data`` (a Dataset's training split, or (x, y)) with the training
+    options of ``args``, validating on ``validation`` (x, y) after each epoch if given. A
+    training that ends worse than it began is not stopped: ``history.warnings`` says so,
+    and the command prints it (:func:`warnings_text`), not Python's warning machinery."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrainingWarning)
         return fit(model, data, epochs=args.epochs, batch_size=args.batch_size,
                    optimizer=args.optimizer, lr=args.lr, seed=args.seed,
-                   quiet=args.quiet or args.json, desc=desc)
+                   validation=validation, quiet=args.quiet or args.json, desc=desc)
 
 
 def warnings_text(messages: Sequence[str]) -> str:
