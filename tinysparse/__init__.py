@@ -21,7 +21,17 @@ from tinysparse import threads as _threads
 # Before NumPy loads: idle BLAS/OpenMP threads must sleep, not spin (see threads.py).
 _threads.configure()
 
-from tinysparse import autograd, data, kernels, metrics, nn, optim, prune, sparse  # noqa: E402
+from tinysparse import (  # noqa: E402
+    autograd,
+    calibration,
+    data,
+    kernels,
+    metrics,
+    nn,
+    optim,
+    prune,
+    sparse,
+)
 from tinysparse.autograd import Tensor, gradcheck, no_grad  # noqa: E402
 from tinysparse.data import load_dataset  # noqa: E402
 from tinysparse.io import load, save  # noqa: E402
@@ -40,7 +50,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'tinysparse' has no attribute {name!r}")
 
 __all__ = [
-    "History", "Tensor", "TrainingDiverged", "autograd", "build_model", "data", "evaluate",
+    "History", "Tensor", "TrainingDiverged", "autograd", "build_model", "calibration", "data",
+    "evaluate",
     "fit", "gradcheck", "kernels", "load", "load_dataset", "metrics", "nn", "no_grad", "optim",
     "prune", "save", "sparse",
 ]
