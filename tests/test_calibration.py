@@ -299,6 +299,11 @@ def test_out_of_distribution_sets_and_report(trained):
         outside = cal.max_softmax(model, sets[name])
         assert report[name]["auroc"] == pytest.approx(cal.auroc(inside, outside))
         assert 0 <= report[name]["auroc"] <= 1
+    # any function from inputs to probabilities is scored the same way (ensembles, MC)
+    as_function = cal.out_of_distribution_report(
+        lambda images: cal.softmax_probabilities(cal.predict_logits(model, images)), x, sets)
+    for name, figures in report.items():
+        assert as_function[name] == pytest.approx(figures)
 
 
 def test_split_by_class_and_held_out_indices(mnist5k):

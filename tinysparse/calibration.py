@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -605,11 +605,35 @@ def out_of_distribution_sets(images: Any, seed: int = 0, degrees: float = 90.0
             "rotated": rotate(images, degrees)}
 
 
-def out_of_distribution_report(model: Module, in_distribution: Any,
+#: what :func:`out_of_distribution_report` scores: a model, or any function from a batch
+#: of inputs to class probabilities (an ensemble's mean, MC dropout's ``predict_mc(...)[0]``)
+Predictor = Module | Callable[[np.ndarray], np.ndarray]
+
+
+def _max_probability(predictor: Predictor, x: Any) -> np.ndarray:
+    if isinstance(predictor, Module):
+        return max_softmax(predictor, x)
+    return check_probabilities(predictor(x), "the predictor's probabilities").max(axis=1)
+
+
+def out_of_distribution_report(predictor: Predictor, in_distribution: Any,
                                out_of_distribution: Mapping[str, Any]
                                ) -> dict[str, dict[str, float]]:
     """Mean max-softmax on in-distribution inputs and on each out-of-distribution set, and
     the AUROC of max-softmax as a detector of each set (Hendrycks & Gimpel 2017).
+
+    Parameters
+    ----------
+    predictor : Module or callable
+        A model (scored by :func:`max_softmax`), or a function from a batch of inputs to
+        class probabilities, e.g. ``lambda x: predict_mc(model, x)[0]`` for MC dropout or
+        the mean of an ensemble's :func:`softmax_probabilities`: its largest probability
+        is then the score.
+    in_distribution : array
+        Inputs like the training data (e.g. the test digits).
+    out_of_distribution : mapping of name to array
+        E.g. :func:`out_of_distribution_sets`, or the digits of classes held out from
+        training (``tinysparse.data.split_by_class``).
 
     Returns
     -------
@@ -617,10 +641,10 @@ def out_of_distribution_report(model: Module, in_distribution: Any,
         ``{"in_distribution": {"mean_max_softmax": ...}, name: {"mean_max_softmax": ...,
         "auroc": ...}, ...}`` for each ``name`` of ``out_of_distribution``.
     """
-    inside = max_softmax(model, in_distribution)
+    inside = _max_probability(predictor, in_distribution)
     report = {"in_distribution": {"mean_max_softmax": float(inside.mean())}}
     for name, images in out_of_distribution.items():
-        outside = max_softmax(model, images)
+        outside = _max_probability(predictor, images)
         report[name] = {"mean_max_softmax": float(outside.mean()),
                         "auroc": auroc(inside, outside)}
     return report
