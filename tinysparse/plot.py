@@ -108,3 +108,97 @@ def sensitivity_curves(records: Sequence[Mapping[str, Any]], ax=None,
         curves.setdefault(r["parameter"], []).append((r["sparsity"], r["accuracy"]))
     return accuracy_vs_sparsity(curves, ax=ax, reference=reference,
                                 title="sensitivity: each layer pruned alone")
+
+
+# ---------------------------------------------------------------- calibration (lesson 08)
+def reliability_diagram(bins, ax=None, title: str = "reliability diagram",
+                        label: str = "accuracy"):
+    """Guo et al.'s (2017) reliability diagram of a :class:`~tinysparse.calibration.
+    ReliabilityBins`: one bar per bin, as high as the bin's accuracy, beside the diagonal
+    a calibrated model would follow; the red part of each bar is its gap to its mean
+    confidence. Empty bins have no bar. The title gives the ECE."""
+    ax = _axes(ax, figsize=(4, 4))
+    left, width = bins.edges[:-1], np.diff(bins.edges)
+    filled = bins.counts > 0
+    accuracy = np.where(filled, bins.accuracy, 0.0)
+    confidence = np.where(filled, bins.confidence, 0.0)
+    ax.bar(left[filled], accuracy[filled], width=width[filled], align="edge",
+           color="tab:blue", edgecolor="black", linewidth=0.5, label=label)
+    low, high = np.minimum(accuracy, confidence), np.maximum(accuracy, confidence)
+    ax.bar(left[filled], (high - low)[filled], bottom=low[filled], width=width[filled],
+           align="edge", color="tab:red", alpha=0.35, edgecolor="tab:red", hatch="//",
+           label="gap to confidence")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="calibrated")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"confidence ({bins.binning} bins)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{title}\nECE {bins.ece:.2%}, MCE {bins.mce:.2%}")
+    ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
+def confidence_histogram(confidence, ax=None, accuracy: float | None = None, bins: int = 15,
+                         title: str = "confidence"):
+    """Histogram of the confidences (max-softmax) as fractions of the examples, with the
+    mean confidence and, if given, the accuracy as vertical lines (Guo et al. 2017, top row
+    of their Figure 1): a confident model's mean lies to the right of its accuracy."""
+    ax = _axes(ax, figsize=(4, 2.5))
+    confidence = np.asarray(confidence)
+    ax.hist(confidence, bins=np.linspace(0, 1, bins + 1), color="tab:blue", edgecolor="black",
+            linewidth=0.5, weights=np.full(len(confidence), 1 / max(len(confidence), 1)))
+    ax.axvline(confidence.mean(), color="tab:red", linestyle="--",
+               label=f"mean confidence {confidence.mean():.3f}")
+    if accuracy is not None:
+        ax.axvline(accuracy, color="black", linestyle=":", label=f"accuracy {accuracy:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("confidence (max softmax)")
+    ax.set_ylabel("fraction of examples")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
+def calibration_figure(panels: Mapping[str, tuple[Any, Any, Any]], fig=None):
+    """Confidence histograms above reliability diagrams, one column per entry of
+    ``panels``: ``{title: (probabilities, labels, bins)}``, e.g. before and after
+    temperature scaling (what ``tinysparse calibrate --plot`` draws). ``bins`` is the
+    number of equal-width bins. Pass ``fig`` (e.g. a ``matplotlib.figure.Figure``) to draw
+    without pyplot."""
+    from tinysparse.calibration import confidence_and_correct, reliability_bins
+
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(4.2 * len(panels), 6.5))
+    grid = fig.add_gridspec(2, len(panels), height_ratios=[1, 2])
+    for column, (title, (probabilities, labels, count)) in enumerate(panels.items()):
+        confidence, correct = confidence_and_correct(probabilities, labels)
+        confidence_histogram(confidence, fig.add_subplot(grid[0, column]),
+                             accuracy=float(correct.mean()), bins=count, title=title)
+        reliability_diagram(reliability_bins(probabilities, labels, count),
+                            fig.add_subplot(grid[1, column]), title=title)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images, titles: Sequence[str] | None = None, columns: int = 10, fig=None,
+               image_shape=(28, 28), suptitle: str | None = None):
+    """Images (e.g. fooling images, or clean beside adversarial digits) in a grid, in gray
+    over [0, 1], each with an optional title."""
+    images = np.asarray(images).reshape(-1, *image_shape)
+    columns = min(columns, len(images))
+    rows = int(np.ceil(len(images) / columns))
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(1.5 * columns, 1.7 * rows))
+    for i, image in enumerate(images):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+        ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig

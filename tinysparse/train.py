@@ -332,3 +332,49 @@ def fit(
         history.warnings.append(message)
         warnings.warn(message, TrainingWarning, stacklevel=2)
     return history
+
+
+# ---------------------------------------------------------------- a recorded validation split
+#: the entry of ``model.config`` that records which training examples were held out
+VALIDATION_CONFIG_KEY = "validation"
+
+
+def record_validation(model: Module, dataset: str, indices: np.ndarray) -> None:
+    """Write into ``model.config`` (so :func:`tinysparse.save` keeps it) which training
+    examples of ``dataset`` were held out from training: ``config["validation"] =
+    {"dataset": ..., "indices": [...]}``, the indices into ``data.x_train``, increasing.
+    Older files have no such entry; :func:`recorded_validation` then returns None."""
+    indices = np.asarray(indices)
+    if indices.ndim != 1 or indices.dtype.kind not in "iu" or len(np.unique(indices)) != len(
+            indices) or (indices.size and indices.min() < 0):
+        raise ValueError("indices: expected distinct non-negative integers")
+    config = dict(getattr(model, "config", None) or {})
+    config[VALIDATION_CONFIG_KEY] = {"dataset": dataset,
+                                     "indices": sorted(int(i) for i in indices)}
+    model.config = config
+
+
+def recorded_validation(model: Module, dataset: str | None = None) -> np.ndarray | None:
+    """The held-out training indices that :func:`record_validation` wrote into the model's
+    config, or None when it has none (or, with ``dataset``, none of that dataset).
+
+    Raises
+    ------
+    ValueError
+        When the entry is there but malformed (saying what is wrong).
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict) or VALIDATION_CONFIG_KEY not in config:
+        return None
+    entry = config[VALIDATION_CONFIG_KEY]
+    if not isinstance(entry, dict) or not isinstance(entry.get("dataset"), str) or \
+            not isinstance(entry.get("indices"), list):
+        raise ValueError("config.validation: expected {\"dataset\": name, \"indices\": "
+                         "[...]}")
+    if dataset is not None and entry["dataset"] != dataset:
+        return None
+    indices = entry["indices"]
+    if not indices or not all(type(i) is int and i >= 0 for i in indices) or \
+            len(set(indices)) != len(indices):
+        raise ValueError("config.validation.indices: expected distinct non-negative integers")
+    return np.array(indices, dtype=np.int64)

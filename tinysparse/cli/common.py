@@ -17,9 +17,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
+
+from tinysparse.calibration import predict_logits
 from tinysparse.data import DIGIT_DATASETS, load_dataset
 from tinysparse.data.storage import check_writable
-from tinysparse.io import model_path, save
+from tinysparse.io import ModelFileError, load, model_path, save
 from tinysparse.nn import MODELS, build_model
 from tinysparse.optim import OPTIMIZERS
 from tinysparse.train import TrainingWarning, fit
@@ -150,9 +153,17 @@ def dropout_options(args: argparse.Namespace) -> dict[str, float]:
             if given.get(keyword) is not None}
 
 
-def add_seed_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seeds weights and batch order (same seed, same numbers)")
+def add_seed_argument(parser: argparse.ArgumentParser,
+                      help: str = "seeds weights and batch order (same seed, same numbers)"
+                      ) -> None:
+    parser.add_argument("--seed", type=non_negative_int, default=0, help=help)
+
+
+def add_model_file_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional ``MODEL``: a model file saved by tinysparse (``train --save``)."""
+    parser.add_argument("model_file", metavar="MODEL",
+                        help="a model saved by tinysparse (e.g. tinysparse train --save "
+                             "MODEL.npz)")
 
 
 def add_save_argument(parser: argparse.ArgumentParser, what: str) -> None:
@@ -185,6 +196,28 @@ def check_dropout_arguments(args: argparse.Namespace) -> None:
                          f"{message or error}") from None
 
 
+#: the shape of one input of the digit datasets, and their number of classes
+DIGIT_SHAPE, DIGIT_CLASSES = (1, 28, 28), 10
+
+
+def check_model_file(args: argparse.Namespace) -> None:
+    """``MODEL``: a tinysparse model file of a network that takes 28x28 digits and gives 10
+    outputs; loaded here, before any work, into ``args.loaded_model``."""
+    try:
+        model = load(args.model_file)
+    except ModelFileError as error:  # names the file and what is wrong
+        raise UsageError(f"MODEL: {error}") from None
+    try:
+        outputs = predict_logits(model, np.zeros((1, *DIGIT_SHAPE), dtype=model.dtype)).shape
+    except ValueError as error:
+        raise UsageError(f"MODEL: {args.model_file} does not take 28x28 digits ({error})") \
+            from None
+    if outputs != (1, DIGIT_CLASSES):
+        raise UsageError(f"MODEL: {args.model_file} gives {outputs[1:]} outputs per digit, "
+                         f"expected {DIGIT_CLASSES} (one per class)")
+    args.loaded_model = model
+
+
 def check_save_destination(args: argparse.Namespace) -> None:
     """``--save``: a file name that can be written, checked before any training."""
     if args.save is None:
@@ -193,6 +226,18 @@ def check_save_destination(args: argparse.Namespace) -> None:
         args.save = str(check_writable(model_path(args.save)))
     except (OSError, ValueError) as error:  # an OSError's message without "[Errno n]"
         raise UsageError(f"--save: {getattr(error, 'strerror', None) or error}") from None
+
+
+def check_output_file(path: str | None, option: str) -> str | None:
+    """A file that an option (``--plot``) will write: checked writable before any work."""
+    if path is None:
+        return None
+    try:
+        if not path or Path(path).name in ("", ".", ".."):
+            raise ValueError(f"expected a file name, got {path!r}")
+        return str(check_writable(path))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{option}: {getattr(error, 'strerror', None) or error}") from None
 
 
 def save_or_keep(model, path: str, metadata: dict[str, Any]) -> dict[str, str]:

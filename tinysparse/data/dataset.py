@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -92,6 +92,49 @@ def batch_indices(
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield order[start : start + batch_size]
+
+
+def held_out_indices(examples: int, count: int, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``examples`` indices into (kept, held out): ``count`` of them drawn at random
+    (seeded), both in increasing order. The same seed always holds out the same examples;
+    ``tinysparse train --validation N`` records them in the saved model."""
+    if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+        raise ValueError(f"count: expected a positive integer, got {count!r}")
+    if count >= examples:
+        raise ValueError(f"count: holding out {count} of {examples} examples would leave none "
+                         f"to train on")
+    held_out = np.sort(np.random.default_rng(seed).permutation(examples)[:count])
+    kept = np.setdiff1d(np.arange(examples), held_out, assume_unique=True)
+    return kept, held_out
+
+
+def split_by_class(data: Dataset, known: Iterable[int]) -> tuple[Dataset, Dataset]:
+    """Two datasets from one: the examples of the ``known`` classes, and those of all the
+    others (each keeps its train/test split, its labels and ``num_classes``). Train on the
+    first and the second's digits are classes the model never saw: out-of-distribution
+    inputs, e.g. ``split_by_class(data, range(5))`` (digits 0-4 known, 5-9 not)."""
+    known = np.unique(np.asarray(list(known), dtype=np.int64))
+    if known.size == 0:
+        raise ValueError("known: expected at least one class")
+    classes = np.unique(np.concatenate([data.y_train, data.y_test]))
+    if not np.isin(known, classes).all():
+        raise ValueError(f"known: classes {sorted(set(known.tolist()) - set(classes.tolist()))} "
+                         f"do not occur in {data.name}")
+    if np.isin(classes, known).all():
+        raise ValueError(f"known: {known.tolist()} are all the classes of {data.name}; none "
+                         f"would be left out")
+
+    def part(keep_known: bool, label: str) -> Dataset:
+        train = np.isin(data.y_train, known) == keep_known
+        test = np.isin(data.y_test, known) == keep_known
+        return replace(data, name=f"{data.name} ({label})", x_train=data.x_train[train],
+                       y_train=data.y_train[train], x_test=data.x_test[test],
+                       y_test=data.y_test[test],
+                       description=f"{data.description}; {label}", info=dict(data.info))
+
+    names = ",".join(map(str, known.tolist()))
+    return part(True, f"classes {names}"), part(False, f"classes other than {names}")
 
 
 def batches(
