@@ -1,0 +1,53 @@
+"""Deep Compression's last two stages (Han, Mao & Dally 2016): weight sharing with trained
+centroids, then a compressed file — relative indices, codebook indices, Huffman coding.
+
+A pruned model becomes a small file in three calls::
+
+    import tinysparse as ts
+    from tinysparse import compress
+
+    compress.share_weights(model, bits=5)          # k-means per layer, 2^5-entry codebooks
+    ts.fit(model, data, epochs=2, lr=1e-4)         # optional: fine-tune the centroids
+    report = compress.save_compressed(model, "lenet300.tsz")   # bytes of every stage
+    model = compress.load_compressed("lenet300.tsz")           # ordinary layers again
+
+* :mod:`.kmeans` — one-dimensional k-means, linear / density / random initialisation;
+* :mod:`.sharing` — the weight-shared layers (codebook + indices; centroid gradients are
+  sums of weight gradients), :func:`share_weights`, :func:`unshare`;
+* :mod:`.relative_index` — positions as gaps of g bits, with padding entries;
+* :mod:`.huffman` — the tree, canonical codes, bit packing, decoding;
+* :mod:`.format` — the file: header, checksum, atomic writing, decoding, sizes per stage.
+"""
+
+from tinysparse.compress import huffman, kmeans, relative_index
+from tinysparse.compress.format import (
+    DEFAULT_CONV_GAP_BITS,
+    DEFAULT_FC_GAP_BITS,
+    CompressedFileError,
+    CompressionReport,
+    LayerSizes,
+    encode,
+    load_compressed,
+    save_compressed,
+)
+from tinysparse.compress.kmeans import INITIALISATIONS, Clustering, kmeans_1d
+from tinysparse.compress.sharing import (
+    MAX_BITS,
+    MIN_BITS,
+    SHARED_TWINS,
+    SharedConv2d,
+    SharedLayer,
+    SharedLinear,
+    check_bits,
+    share_weights,
+    shared_layers,
+    unshare,
+)
+
+__all__ = [
+    "DEFAULT_CONV_GAP_BITS", "DEFAULT_FC_GAP_BITS", "INITIALISATIONS", "MAX_BITS", "MIN_BITS",
+    "SHARED_TWINS", "Clustering", "CompressedFileError", "CompressionReport", "LayerSizes",
+    "SharedConv2d", "SharedLayer", "SharedLinear", "check_bits", "encode", "huffman",
+    "kmeans", "kmeans_1d", "load_compressed", "relative_index", "save_compressed",
+    "share_weights", "shared_layers", "unshare",
+]
