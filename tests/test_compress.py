@@ -430,9 +430,10 @@ def test_a_consistent_but_wrong_file_is_refused_after_its_checksum(compressed_fi
 
     data = compressed_file.read_bytes()
     _, version, _, length = PRELUDE.unpack_from(data)
-    header = json.loads(data[PRELUDE.size:PRELUDE.size + length])
+    header = json.loads(zlib.decompress(data[PRELUDE.size:PRELUDE.size + length]))
+    assert header == compress.read_header(compressed_file)
     header["layers"][0]["kept"] += 1
-    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw = zlib.compress(json.dumps(header).encode())
     rest = struct.pack("<I", len(raw)) + raw + data[PRELUDE.size + length:]
     bad = tmp_path / "edited.tsz"
     bad.write_bytes(struct.pack("<4sBI", b"TSCZ", version, zlib.crc32(rest)) + rest)

@@ -23,6 +23,7 @@ _threads.configure()
 
 from tinysparse import (  # noqa: E402
     autograd,
+    compress,
     data,
     distill,
     kernels,
@@ -50,7 +51,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'tinysparse' has no attribute {name!r}")
 
 __all__ = [
-    "History", "Tensor", "TrainingDiverged", "autograd", "build_model", "data", "distill",
+    "History", "Tensor", "TrainingDiverged", "autograd", "build_model", "compress", "data",
+    "distill",
     "evaluate",
     "fit", "gradcheck", "kernels", "load", "load_dataset", "metrics", "nn", "no_grad", "optim",
     "prune", "save", "sparse",

@@ -13,14 +13,24 @@ import sys
 from collections.abc import Sequence
 
 from tinysparse import __version__
-from tinysparse.cli import bench, demo, distill, lottery, prune, sparsify, train
+from tinysparse.cli import (
+    bench,
+    compress,
+    decompress,
+    demo,
+    distill,
+    lottery,
+    prune,
+    sparsify,
+    train,
+)
 from tinysparse.cli.common import OneLineParser, UsageError
 from tinysparse.data import DataError
 from tinysparse.io import ModelFileError
 from tinysparse.train import TrainingDiverged
 
 #: the subcommands, in the order ``--help`` lists them
-SUBCOMMANDS = (demo, train, prune, sparsify, lottery, distill, bench)
+SUBCOMMANDS = (demo, train, prune, sparsify, lottery, distill, compress, decompress, bench)
 
 
 def build_parser() -> OneLineParser:

@@ -28,6 +28,7 @@ from tinysparse.compress.format import (
     LayerSizes,
     encode,
     load_compressed,
+    read_header,
     save_compressed,
 )
 from tinysparse.compress.kmeans import INITIALISATIONS, Clustering, kmeans_1d
@@ -39,6 +40,7 @@ from tinysparse.compress.sharing import (
     SharedLayer,
     SharedLinear,
     check_bits,
+    check_shareable,
     share_weights,
     shared_layers,
     unshare,
@@ -47,7 +49,9 @@ from tinysparse.compress.sharing import (
 __all__ = [
     "DEFAULT_CONV_GAP_BITS", "DEFAULT_FC_GAP_BITS", "INITIALISATIONS", "MAX_BITS", "MIN_BITS",
     "SHARED_TWINS", "Clustering", "CompressedFileError", "CompressionReport", "LayerSizes",
-    "SharedConv2d", "SharedLayer", "SharedLinear", "check_bits", "encode", "huffman",
-    "kmeans", "kmeans_1d", "load_compressed", "relative_index", "save_compressed",
+    "SharedConv2d", "SharedLayer", "SharedLinear", "check_bits", "check_shareable",
+    "encode", "huffman",
+    "kmeans", "kmeans_1d", "load_compressed", "read_header", "relative_index",
+    "save_compressed",
     "share_weights", "shared_layers", "unshare",
 ]

@@ -209,11 +209,7 @@ class SharedLayer(Module, abstract=True):
         """The shared twin of a Linear/Conv2d (masked or not) or of its sparse twin: its
         kept weights clustered by k-means into ``2^bits − 1`` centroids."""
         bits = check_bits(bits)
-        if getattr(layer, "weight_noise", None) is not None:
-            raise ValueError(f"{layer.describe()}: has a weight noise "
-                             f"({type(layer.weight_noise).__name__}); weight sharing "
-                             f"fine-tunes without one: remove it first "
-                             f"(tinysparse.nn.set_weight_noise(model, {{name: None}}))")
+        check_no_weight_noise(layer)
         if isinstance(layer, SparseLayer):
             weight, mask = layer.dense_weight(), layer.mask
         else:
@@ -246,6 +242,16 @@ class SharedLayer(Module, abstract=True):
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, {self.bits}-bit codebook"
                 f"{', sparse kernels' if self.sparse_kernels else ''}")
+
+
+def check_no_weight_noise(layer: Module) -> None:
+    """A ValueError when ``layer`` drops weights while training (DropConnect, targeted
+    dropout): a shared layer trains its centroids without a weight noise."""
+    if getattr(layer, "weight_noise", None) is not None:
+        raise ValueError(f"{layer.describe()}: has a weight noise "
+                         f"({type(layer.weight_noise).__name__}); weight sharing fine-tunes "
+                         f"without one: remove it first "
+                         f"(tinysparse.nn.set_weight_noise(model, {{name: None}}))")
 
 
 def _copy_bias_name_and_mode(source: Module, target: Module) -> None:
@@ -347,6 +353,34 @@ SHARED_TWINS: dict[type[Module], type[SharedLayer]] = {
     Conv2d: SharedConv2d, SparseConv2d: SharedConv2d}
 
 
+def check_shareable(model: Module, bits: int | Mapping[str, int] = 5,
+                    init: str = "linear") -> dict[str, int]:
+    """What :func:`share_weights` checks before it changes anything: the index width of
+    every layer it would share, by name; a ValueError for anything it would refuse."""
+    if init not in INITIALISATIONS:
+        raise ValueError(f"init: unknown {init!r}; choose one of {list(INITIALISATIONS)}")
+    layers = {name: module for name, module in model.named_modules()
+              if type(module) in SHARED_TWINS}
+    for module in model.modules():
+        if isinstance(module, SharedLayer):
+            raise ValueError(f"{module.describe()} is already shared")
+        check_no_weight_noise(module)
+        if type(module) not in SHARED_TWINS and module._parameters:
+            raise ValueError(f"{module.describe()}: weight sharing handles "
+                             f"{', '.join(t.__name__ for t in SHARED_TWINS)}; this layer has "
+                             f"parameters of its own (convert it to one of those first)")
+    if isinstance(bits, Mapping):
+        missing = sorted(set(layers) - set(bits))
+        unknown = sorted(set(bits) - set(layers))
+        if missing or unknown:
+            raise ValueError(f"bits: expected one entry per shared layer ({', '.join(layers)}); "
+                             f"missing {missing}, unknown {unknown}")
+        widths = {name: check_bits(bits[name], f"bits[{name!r}]") for name in layers}
+    else:
+        widths = dict.fromkeys(layers, check_bits(bits))
+    return widths
+
+
 def share_weights(model: Module, bits: int | Mapping[str, int] = 5, init: str = "linear",
                   max_iterations: int = 100, seed: int | None = 0) -> Module:
     """Cluster the kept weights of every Linear and Conv2d (dense, masked or on the sparse
@@ -358,8 +392,7 @@ def share_weights(model: Module, bits: int | Mapping[str, int] = 5, init: str = 
         Its other layers must have no parameters (activations, pooling, dropout, ...).
     bits : int in [1, 16], or a mapping layer name -> bits
         Width of the codebook indices: ``2^bits`` codebook entries, entry 0 the zero and
-        ``2^bits − 1`` centroids (Han et al. use 5 bits for LeNet's fully connected
-        layers). A mapping must name every layer.
+        ``2^bits − 1`` centroids. A mapping must name every layer.
     init : "linear", "density" or "random"
         Where k-means starts (linear: Han et al.'s recommendation).
     max_iterations : int
@@ -378,26 +411,8 @@ def share_weights(model: Module, bits: int | Mapping[str, int] = 5, init: str = 
         For bits outside [1, 16], a layer type that cannot be shared, or a layer that
         is already shared — before anything changes.
     """
-    if init not in INITIALISATIONS:
-        raise ValueError(f"init: unknown {init!r}; choose one of {list(INITIALISATIONS)}")
-    layers = {name: module for name, module in model.named_modules()
-              if type(module) in SHARED_TWINS}
-    for module in model.modules():
-        if isinstance(module, SharedLayer):
-            raise ValueError(f"{module.describe()} is already shared")
-        if type(module) not in SHARED_TWINS and module._parameters:
-            raise ValueError(f"{module.describe()}: weight sharing handles "
-                             f"{', '.join(t.__name__ for t in SHARED_TWINS)}; this layer has "
-                             f"parameters of its own (convert it to one of those first)")
-    if isinstance(bits, Mapping):
-        missing = sorted(set(layers) - set(bits))
-        unknown = sorted(set(bits) - set(layers))
-        if missing or unknown:
-            raise ValueError(f"bits: expected one entry per shared layer ({', '.join(layers)}); "
-                             f"missing {missing}, unknown {unknown}")
-        widths = {name: check_bits(bits[name], f"bits[{name!r}]") for name in layers}
-    else:
-        widths = dict.fromkeys(layers, check_bits(bits))
+    widths = check_shareable(model, bits, init)
+    layers = {name: module for name, module in model.named_modules() if name in widths}
     names = {id(module): name for name, module in layers.items()}
 
     def twin(layer: Module) -> Module | None:
