@@ -479,3 +479,100 @@ def test_an_encoder_bug_is_caught_by_decoding_before_the_move(tmp_path, monkeypa
     with pytest.raises(OSError, match="does not decode to the model"):
         compress.save_compressed(model, tmp_path / "m.tsz")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- soft weight-sharing
+def test_mixture_prior_density_against_a_direct_computation(float64):
+    from tinysparse.compress.soft_sharing import MixturePrior
+
+    prior = MixturePrior(4, pi_zero=0.9, low=-1.0, high=1.0)
+    prior.means.data += [0.1, -0.2, 0.05]
+    prior.log_precisions.data += [0.3, -0.1, 0.2, 0.0]
+    prior.mixing_logits.data += [0.5, -1.0, 0.0]
+    w = np.random.default_rng(0).standard_normal(9)
+    mu = np.concatenate([[0.0], prior.means.data])
+    precision = np.exp(prior.log_precisions.data)
+    rest = np.exp(prior.mixing_logits.data)
+    pi = np.concatenate([[0.9], 0.1 * rest / rest.sum()])
+    density = (pi * np.sqrt(precision / (2 * np.pi))
+               * np.exp(-precision / 2 * (w[:, None] - mu) ** 2)).sum(axis=1)
+    np.testing.assert_allclose(prior.neg_log_prob(ts.Tensor(w)).item(), -np.log(density).sum(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(np.exp(prior.log_mixing().data), pi, rtol=1e-12)
+    assert prior.all_means().data[0] == 0
+
+
+def test_mixture_prior_gradients_by_finite_differences():
+    from tinysparse.autograd import log_softmax
+    from tinysparse.compress.soft_sharing import (
+        MixturePrior,
+        _with_fixed_first,
+        mixture_neg_log_prob,
+    )
+
+    def prior_loss(w, means, gamma, rhos):  # the prior of MixturePrior, every input free
+        log_mixing = _with_fixed_first(log_softmax(rhos) + np.log(0.05), np.log(0.95))
+        return mixture_neg_log_prob(w, _with_fixed_first(means, 0.0), gamma, log_mixing)
+
+    rng = np.random.default_rng(3)
+    assert ts.gradcheck(prior_loss, [rng.normal(0, 0.5, 11), np.array([-0.6, 0.2, 0.7]),
+                                     rng.normal(1.0, 0.3, 4), rng.normal(0, 0.5, 3)])
+    with ts.autograd.default_dtype("float64"):
+        prior = MixturePrior(3)
+    assert ts.gradcheck(lambda g: (1 - np.array([5e3, 250, 250])) * g
+                        + np.array([2.0, 0.1, 0.1]) * g.exp(),
+                        [prior.log_precisions.data.copy()])
+
+
+def test_merging_identical_components_and_the_zero_spike():
+    from tinysparse.compress.soft_sharing import MixturePrior
+
+    prior = MixturePrior(5, pi_zero=0.9, low=-0.5, high=0.5)  # means −0.5, −1/6, 1/6, 0.5
+    prior.means.data[:] = [-0.5, 0.3, 0.3, 1e-9]  # two equal; one at (almost) zero
+    means, gamma, log_pi = prior.merged()
+    assert sorted(means.tolist()) == pytest.approx([-0.5, 0.0, 0.3])
+    assert 0.0 in means.tolist()
+    np.testing.assert_allclose(np.exp(log_pi).sum(), 1.0)
+    # the merged pair carries both proportions: 2 × 0.1 / 4
+    np.testing.assert_allclose(np.exp(log_pi[np.argmin(np.abs(means - 0.3))]), 0.05)
+
+
+def test_quantising_to_the_prior_prunes_the_zero_component_and_compresses(tmp_path):
+    from tinysparse.compress.soft_sharing import MixturePrior, quantise_to_prior
+
+    prior = MixturePrior(4, pi_zero=0.9, low=-0.5, high=0.5)  # the middle mean 0 merges
+    prior.log_precisions.data[:] = np.log(1 / 0.01**2)
+    model = ts.nn.mlp([6, 4, 3], seed=0, flatten=False)
+    rng = np.random.default_rng(0)
+    for layer in (model.fc1, model.fc2):
+        target = rng.choice([-0.5, 0.0, 0.5], size=layer.weight.shape)
+        layer.weight.data = (target + rng.normal(0, 0.004, target.shape)).astype(np.float32)
+    model.fc2.set_mask("weight", np.array([[1, 1, 1, 1], [1, 1, 0, 1], [0, 1, 1, 1]]))
+    expected = {name: np.round(model.state_dict()[f"{name}.weight"] * 2) / 2
+                for name in ("fc1", "fc2")}
+    quantise_to_prior(model, prior)
+    for name, layer in compress.shared_layers(model):
+        np.testing.assert_array_equal(layer.dense_weight(), expected[name].astype(np.float32))
+        np.testing.assert_array_equal(layer.mask.keep, expected[name] != 0)  # zero: pruned
+        assert layer.bits == 2  # the zero and two means
+    assert not model.fc2.mask.keep[1, 2] and not model.fc2.mask.keep[2, 0]  # stays pruned
+    compress.save_compressed(model, tmp_path / "soft.tsz")
+    assert_same_model(compress.load_compressed(tmp_path / "soft.tsz"),
+                      compress.unshare(ts.nn.clone(model)))
+
+
+def test_soft_weight_sharing_trains_the_prior_with_the_weights(mnist5k):
+    model = pruned(ts.nn.lenet300, 0.5)  # pruned weights stay out of the prior and pruned
+    masks = dict(model.named_masks())
+    run = compress.soft_weight_sharing(model, mnist5k, epochs=1, max_steps=3, quiet=True)
+    prior = run.prior
+    assert run.history.steps == 3
+    assert prior.all_means().data[0] == 0
+    np.testing.assert_allclose(np.exp(prior.log_mixing().data[0]), 0.99, rtol=1e-6)
+    # every precision grew from 1/0.25² (the hyper-priors pull them up), the proportions moved
+    assert np.all(prior.log_precisions.data > -2 * np.log(0.25) + 5e-3)
+    assert np.ptp(prior.mixing_logits.data) > 0
+    assert dict(model.named_masks()) == masks
+    compress.quantise_to_prior(model, prior)
+    for name, layer in compress.shared_layers(model):
+        assert not np.any(layer.mask.keep & ~masks[f"{name}.weight"].keep)  # nothing regrew

@@ -16,10 +16,12 @@ A pruned model becomes a small file in three calls::
   sums of weight gradients), :func:`share_weights`, :func:`unshare`;
 * :mod:`.relative_index` — positions as gaps of g bits, with padding entries;
 * :mod:`.huffman` — the tree, canonical codes, bit packing, decoding;
-* :mod:`.format` — the file: header, checksum, atomic writing, decoding, sizes per stage.
+* :mod:`.format` — the file: header, checksum, atomic writing, decoding, sizes per stage;
+* :mod:`.soft_sharing` — soft weight-sharing (Ullrich et al. 2017): a Gaussian-mixture
+  prior learned with the weights, then merging and quantisation to shared layers.
 """
 
-from tinysparse.compress import huffman, kmeans, relative_index
+from tinysparse.compress import huffman, kmeans, relative_index, soft_sharing
 from tinysparse.compress.format import (
     DEFAULT_CONV_GAP_BITS,
     DEFAULT_FC_GAP_BITS,
@@ -45,6 +47,11 @@ from tinysparse.compress.sharing import (
     shared_layers,
     unshare,
 )
+from tinysparse.compress.soft_sharing import (
+    MixturePrior,
+    quantise_to_prior,
+    soft_weight_sharing,
+)
 
 __all__ = [
     "DEFAULT_CONV_GAP_BITS", "DEFAULT_FC_GAP_BITS", "INITIALISATIONS", "MAX_BITS", "MIN_BITS",
@@ -54,4 +61,6 @@ __all__ = [
     "kmeans", "kmeans_1d", "load_compressed", "read_header", "relative_index",
     "save_compressed",
     "share_weights", "shared_layers", "unshare",
+    # soft weight-sharing (Ullrich et al. 2017)
+    "MixturePrior", "quantise_to_prior", "soft_sharing", "soft_weight_sharing",
 ]
