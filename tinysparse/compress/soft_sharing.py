@@ -95,8 +95,9 @@ def mixture_neg_log_prob(weights: Tensor, means: Tensor, log_precisions: Tensor,
     return -(log((terms - shift).exp().sum(axis=1)) + reshape(shift, (-1,))).sum()
 
 
-class MixturePrior(Module):
-    """A Gaussian mixture over weights with a fixed component at zero.
+class MixturePrior(Module, abstract=True):
+    """A Gaussian mixture over weights with a fixed component at zero. (A Module for its
+    parameters; not a layer, so not in the registry of layer types a model file holds.)
 
     Parameters
     ----------
