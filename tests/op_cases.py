@@ -46,6 +46,9 @@ def both(*makers):
 
 
 LABELS = np.array([0, 2, 1, 4, 3, 2])
+TAKE_INDICES = np.array([[0, 2, 2], [5, 2, 0]])  # entries 1, 3, 4 unused
+SHARED_INDEX = np.array([[1, 0, 3, 1], [2, 2, 0, 1], [0, 3, 3, 1]])  # 0 where pruned
+SHARED_MASK = (SHARED_INDEX != 0).astype(np.float64)
 PARTLY_LABELLED = np.array([0, -1, 1, 4, -1, 2])  # -1: tinysparse.train.UNLABELLED
 SOFT_TARGETS_SEED = 7
 
@@ -89,6 +92,15 @@ CASES = [
            both(normal(4, 5))),
     OpCase("getitem_repeated", lambda a: a[np.array([0, 2, 0])],
            lambda t, a: a[t.tensor([0, 2, 0])], both(normal(4, 3))),
+    # entries of a table picked by index (repeated, and some never): gradient = scatter-add
+    OpCase("take", lambda a: A.take(a, TAKE_INDICES) * 1.5,
+           lambda t, a: t.take(a, t.tensor(TAKE_INDICES)) * 1.5, both(normal(6))),
+    # weight sharing (tinysparse.compress): W = codebook[index] ⊙ M, entry 0 the zero
+    OpCase("take_shared_weight_linear",
+           lambda x, c, b: A.linear(x, A.take(c, SHARED_INDEX) * SHARED_MASK, b),
+           lambda t, x, c, b: t.nn.functional.linear(
+               x, t.take(c, t.tensor(SHARED_INDEX)) * t.tensor(SHARED_MASK), b),
+           both(normal(5, 4), normal(4), normal(3))),
     # elementwise functions
     OpCase("exp", lambda a: a.exp(), lambda t, a: a.exp(), both(normal(3, 4))),
     OpCase("log", lambda a: a.log(), lambda t, a: a.log(), both(positive(3, 4))),

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import tinysparse as ts
@@ -359,3 +360,96 @@ def test_distill_refuses_a_teacher_file_that_does_not_fit(tmp_path, capsys, no_t
         assert exit_info.value.code == 2, err
         assert "--teacher" in err and expected in err and len(err.strip().splitlines()) == 1, \
             err
+
+
+# ---------------------------------------------------------------- compress / decompress
+@pytest.fixture(scope="module")
+def pruned_model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("compress") / "pruned.npz"
+    model = ts.nn.lenet300(seed=0)
+    ts.prune.prune(model, 0.93)
+    ts.save(model, path)
+    return path
+
+
+def test_compress_json_reports_every_stage_and_the_decoded_accuracy(capsys, tmp_path,
+                                                                   pruned_model_file):
+    import os
+
+    out = tmp_path / "m.tsz"
+    code, text, _ = run_cli(capsys, "compress", str(pruned_model_file), str(out), "--bits", "4",
+                            "--json")
+    result = json.loads(text)
+    assert code == 0 and result["command"] == "compress" and result["saved_to"] == str(out)
+    assert result["bytes"]["huffman"] == os.path.getsize(out)
+    assert set(result["bytes"]) == {"dense", "csr", "quantised", "huffman", "header"}
+    assert result["bytes"]["dense"] == 4 * 266_610
+    assert result["compression"] == pytest.approx(4 * 266_610 / os.path.getsize(out))
+    assert [layer["name"] for layer in result["layers"]] == ["fc1", "fc2", "fc3"]
+    assert {"kept", "weights", "bits", "gap_bits", "padding_entries", "bytes",
+            "compression"} <= set(result["layers"][0])
+    assert result["finetuned_test_accuracy"] is None
+    assert result["test_accuracy"] == result["shared_test_accuracy"]  # decoded = shared
+    decoded = ts.compress.load_compressed(out)
+    data = ts.load_dataset("mnist-5k")
+    assert ts.evaluate(decoded, *data.test)["accuracy"] == result["test_accuracy"]
+    assert result["uncompressed_test_accuracy"] == ts.evaluate(ts.load(pruned_model_file),
+                                                              *data.test)["accuracy"]
+
+
+def test_compress_fine_tunes_and_prints_a_table(capsys, tmp_path, pruned_model_file):
+    code, text, _ = run_cli(capsys, "compress", str(pruned_model_file), str(tmp_path / "m"),
+                            "--finetune-epochs", "1", "--lr", "1e-3", "--quiet")
+    assert code == 0
+    assert "huffman" in text and "total" in text and "header" in text
+    assert "after 1 epochs of fine-tuning" in text
+
+
+def test_decompress_restores_a_model_file(capsys, tmp_path, pruned_model_file):
+    run_cli(capsys, "compress", str(pruned_model_file), str(tmp_path / "m.tsz"), "--json")
+    code, text, _ = run_cli(capsys, "decompress", str(tmp_path / "m.tsz"),
+                            str(tmp_path / "back"), "--json")
+    result = json.loads(text)
+    assert code == 0 and result["saved_to"] == str(tmp_path / "back.npz")
+    restored = ts.load(tmp_path / "back.npz")
+    decoded = ts.compress.load_compressed(tmp_path / "m.tsz")
+    assert dict(restored.named_masks()) == dict(decoded.named_masks())
+    for name, values in decoded.state_dict().items():
+        np.testing.assert_array_equal(restored.state_dict()[name], values)
+
+
+def test_compress_and_decompress_refuse_bad_arguments_before_any_work(capsys, tmp_path,
+                                                                      pruned_model_file):
+    model = str(pruned_model_file)
+    bad = tmp_path / "bad.tsz"
+    bad.write_bytes(b"TSCZ\x01" + bytes(20))
+    for argv, expected in [
+        (["compress", model, "o.tsz", "--bits", "0"], "--bits: expected an integer in [1, 16]"),
+        (["compress", model, "o.tsz", "--bits", "17"], "--bits: expected an integer in [1, 16]"),
+        (["compress", model, "o.tsz", "--conv-gap-bits", "99"], "expected an integer in"),
+        (["compress", str(tmp_path / "none.npz"), "o.tsz"], "MODEL: "),
+        (["compress", model, model], "OUT: would replace MODEL"),
+        (["compress", model, "o.tsz", "--lr", "0.1"], "--lr sets the centroids' fine-tuning"),
+        (["decompress", str(bad), "o.npz"], "IN: "),
+        (["decompress", str(bad), "o.npz"], "checksum does not match"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        _, err = capsys.readouterr()
+        assert exit_info.value.code == 2, argv
+        assert expected in err and len(err.strip().splitlines()) == 1, (argv, err)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit):
+        main(["compress", model, str(tmp_path / "file" / "o.tsz")])
+    assert "OUT: " in capsys.readouterr().err
+
+
+def test_compress_a_dense_model_stores_no_positions(capsys, tmp_path):
+    ts.save(ts.nn.mlp([784, 16, 10], seed=0), tmp_path / "dense.npz")
+    code, text, _ = run_cli(capsys, "compress", str(tmp_path / "dense.npz"),
+                            str(tmp_path / "d.tsz"), "--bits", "3", "--json")
+    result = json.loads(text)
+    assert code == 0
+    assert all(layer["gap_bits"] is None and layer["kept"] == layer["weights"]
+               for layer in result["layers"])
+    assert dict(ts.compress.load_compressed(tmp_path / "d.tsz").named_masks()) == {}

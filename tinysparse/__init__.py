@@ -24,6 +24,7 @@ _threads.configure()
 from tinysparse import (  # noqa: E402
     autograd,
     calibration,
+    compress,
     data,
     distill,
     kernels,
@@ -51,7 +52,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'tinysparse' has no attribute {name!r}")
 
 __all__ = [
-    "History", "Tensor", "TrainingDiverged", "autograd", "build_model", "calibration", "data",
+    "History", "Tensor", "TrainingDiverged", "autograd", "build_model", "calibration",
+    "compress", "data",
     "distill",
     "evaluate",
     "fit", "gradcheck", "kernels", "load", "load_dataset", "metrics", "nn", "no_grad", "optim",

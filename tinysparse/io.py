@@ -216,14 +216,9 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Module:
     """The model that a checked header and its arrays describe."""
     masks = {key.removeprefix("mask/"): Mask(keep) for key, keep in arrays.items()
              if key.startswith("mask/")}
-    model = build_from_spec(header["architecture"], masks).to(header["dtype"])
-    model.load_state_dict({key.removeprefix("param/"): values
-                           for key, values in arrays.items() if key.startswith("param/")})
-    own_masks = dict(model.named_masks())  # the sparse layers were built with theirs
-    for name, mask in masks.items():
-        if name not in own_masks:
-            module_name, _, param_name = name.rpartition(".")
-            model.get_submodule(module_name).set_mask(param_name, mask)
+    model = build_checked(header["architecture"], header["dtype"],
+                          {key.removeprefix("param/"): values for key, values in arrays.items()
+                           if key.startswith("param/")}, masks)
     snapshots: dict[str, dict[str, np.ndarray]] = {}
     for key, values in arrays.items():
         if key.startswith("snapshot/"):
@@ -234,6 +229,22 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Module:
     if header.get("config") is not None:
         model.config = header["config"]
     model.eval()
+    return model
+
+
+def build_checked(architecture: dict[str, Any], dtype: str, state: Mapping[str, np.ndarray],
+                  masks: Mapping[str, Mask]) -> Module:
+    """The model an architecture (:meth:`Module.spec`), its dense state and its masks
+    describe, once they are known to fit (as :func:`load` checks a file): layers built
+    from their masks get them first, the others after their weights are loaded. The
+    compressed format (:mod:`tinysparse.compress`) rebuilds its models here too."""
+    model = build_from_spec(architecture, dict(masks)).to(dtype)
+    model.load_state_dict(dict(state))
+    own_masks = dict(model.named_masks())  # the sparse layers were built with theirs
+    for name, mask in masks.items():
+        if name not in own_masks:
+            module_name, _, param_name = name.rpartition(".")
+            model.get_submodule(module_name).set_mask(param_name, mask)
     return model
 
 

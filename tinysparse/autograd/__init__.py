@@ -41,6 +41,7 @@ from tinysparse.autograd.ops import (
     reshape,
     sub,
     sum,
+    take,
     transpose,
     unbroadcast,
 )
@@ -60,7 +61,8 @@ __all__ = [
     "default_dtype", "div", "exp", "flatten", "get_default_dtype", "getitem", "gradcheck",
     "is_grad_enabled", "linear", "log", "log_softmax", "matmul", "max", "max_pool2d", "mean",
     "mse_loss", "mul", "neg", "no_grad", "numerical_gradient", "pow", "relu", "reshape",
-    "set_default_dtype", "sigmoid", "softmax", "sub", "sum", "tanh", "topological_order",
+    "set_default_dtype", "sigmoid", "softmax", "sub", "sum", "take", "tanh",
+    "topological_order",
     "transpose", "unbroadcast",
     "dropout",
     # sparse variational dropout and L0 gates

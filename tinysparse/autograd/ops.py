@@ -255,6 +255,29 @@ class GetItem(Function):
         return (full,)
 
 
+class Take(Function):
+    """``table[indices]``: entries of a 1-D table picked by an integer array of any shape.
+
+    An entry picked by several indices receives the sum of their gradients, and an entry
+    picked by none receives zero: the backward pass is one ``np.bincount`` (a scatter-add),
+
+        d table[k] = Σ_{i : indices[i] = k} d out[i].
+
+    Weight sharing (:mod:`tinysparse.compress`) builds a layer's weights as
+    ``take(codebook, index)``; the engine knows nothing of codebooks.
+    """
+
+    def forward(self, table, indices=None):
+        if table.ndim != 1:
+            raise ValueError(f"take: the table must be 1-D, got shape {table.shape}")
+        self.size, self.indices = table.shape[0], indices
+        return table[indices]
+
+    def backward(self, grad):
+        summed = np.bincount(self.indices.ravel(), weights=grad.ravel(), minlength=self.size)
+        return (summed.astype(grad.dtype, copy=False),)
+
+
 # ---------------------------------------------------------------- functions
 def add(a, b) -> Tensor:
     """Elementwise ``a + b`` with broadcasting."""
@@ -331,6 +354,20 @@ def getitem(a, index) -> Tensor:
     if isinstance(index, Tensor):
         index = index.data
     return GetItem.apply(a, index=index)
+
+
+def take(table, indices) -> Tensor:
+    """``table[indices]`` for a 1-D ``table`` and integer ``indices`` of any shape (the
+    output has the shape of ``indices``); an entry's gradient is the sum of the gradients
+    of the outputs that picked it."""
+    indices = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"take: indices must be integers, got dtype {indices.dtype}")
+    size = np.shape(table.data if isinstance(table, Tensor) else table)
+    if indices.size and len(size) == 1 and (indices.min() < 0 or indices.max() >= size[0]):
+        raise IndexError(f"take: indices must lie in [0, {size[0]}), found "
+                         f"{indices.min()}..{indices.max()}")
+    return Take.apply(table, indices=indices)
 
 
 # ---------------------------------------------------------------- Tensor's operators

@@ -17,6 +17,8 @@ from tinysparse.cli import (
     attack,
     bench,
     calibrate,
+    compress,
+    decompress,
     demo,
     distill,
     lottery,
@@ -30,7 +32,8 @@ from tinysparse.io import ModelFileError
 from tinysparse.train import TrainingDiverged
 
 #: the subcommands, in the order ``--help`` lists them
-SUBCOMMANDS = (demo, train, prune, sparsify, lottery, distill, calibrate, attack, bench)
+SUBCOMMANDS = (demo, train, prune, sparsify, lottery, distill, calibrate, attack, compress,
+               decompress, bench)
 
 
 def build_parser() -> OneLineParser:

@@ -69,6 +69,11 @@ probability = _number_type(float, lambda v: 0 <= v < 1, "a probability in [0, 1)
 rate = _number_type(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 
 
+def integer_in(low: int, high: int):
+    """An argparse type for an integer in [low, high]."""
+    return _number_type(int, lambda v: low <= v <= high, f"an integer in [{low}, {high}]")
+
+
 def layer_sizes(text: str) -> list[int]:
     """``300,100`` -> [300, 100]."""
     try:
