@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from tinysparse import kernels
+from tinysparse.autograd.nn_ops import PER_IMAGE_BELOW
 from tinysparse.nn.dropout import Dropout
 from tinysparse.nn.layers import (
     Conv2d,
@@ -196,9 +197,11 @@ class ConvolutionStep(Step):
     """Y = W · cols + b (then max(Y, 0) with ``relu``), ``cols = im2col(X)``:
     ``Y[o, (n, i, j)] = b_o + Σ_{c,u,v} W[o, (c, u, v)] · X_pad[n, c, i·s + u, j·s + v]``.
 
-    The result (out × N·OH·OW) is returned as an (N, out, OH, OW) *view* (channel-major
-    memory): no transpose is copied, and im2col and pooling read either layout. The
-    product is BLAS on the (out × in·k·k) weight, or ``spmm`` on its CSR form.
+    The product is BLAS on the (out × in·k·k) weight, or ``spmm`` on its CSR form; its
+    (out × N·OH·OW) result is returned as an (N, out, OH, OW) *view*, channel-major in
+    memory: no transpose is copied, and im2col and pooling read either layout. A dense
+    kernel with short columns (in·k·k below ``PER_IMAGE_BELOW``, as in autograd's conv2d:
+    LeNet-5's first layer) multiplies image by image instead, straight into (N, out, OH, OW).
     """
 
     def __init__(self, name: str, layer: Conv2d | SparseConv2d, relu: bool):
@@ -209,31 +212,40 @@ class ConvolutionStep(Step):
         self.bias = _bias_or_zeros(layer, self.out_channels)
         self.im2col = kernels.implementation("im2col")
         self.im2col_one_thread = kernels.one_thread("im2col")
+        self.per_image = False
         if isinstance(layer, SparseConv2d):
             structure = layer.structure
-            csr = (structure.indptr.astype(np.uint32),
-                   structure.indices.astype(column_index_type(structure.shape[1])),
-                   layer.values.data.copy())
-            spmm = kernels.implementation("spmm")
-            self.product: Callable[[np.ndarray], np.ndarray] = \
-                lambda cols: spmm(*csr, cols, self.bias)
+            self.csr = (structure.indptr.astype(np.uint32),
+                        structure.indices.astype(column_index_type(structure.shape[1])),
+                        layer.values.data.copy())
+            self.spmm = kernels.implementation("spmm")
             self.kind, self.weights = "sparse", structure.nnz
         else:
-            weight = _masked_weight(layer).reshape(self.out_channels, -1).copy()
-            self.product = lambda cols: _plus_bias(weight @ cols, self.bias)
-            self.kind, self.weights = "dense", weight.size
+            self.weight = _masked_weight(layer).reshape(self.out_channels, -1).copy()
+            self.per_image = self.weight.shape[1] < PER_IMAGE_BELOW
+            self.kind, self.weights = "dense", self.weight.size
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         k, p = self.kernel_size, self.padding
         if x.ndim != 4 or x.shape[1] != self.in_channels or min(x.shape[2:]) + 2 * p < k:
             raise _wrong_input(self, f"(N, {self.in_channels}, H, W) with H, W >= {k - 2 * p}",
                                x)
-        im2col = self.im2col_one_thread if len(x) < ONE_THREAD_BELOW else self.im2col
+        n = len(x)
+        im2col = self.im2col_one_thread if n < ONE_THREAD_BELOW else self.im2col
         cols, (oh, ow) = im2col(x, k, k, self.stride, p)  # (C·k·k, N·OH·OW)
-        y = self.product(cols)  # (O, N·OH·OW)
+        if self.per_image:  # Y_n = W · cols_n + b, each (out × OH·OW)
+            y = np.matmul(self.weight, cols.reshape(len(cols), n, -1).transpose(1, 0, 2))
+            y += self.bias[:, None]
+        elif self.kind == "dense":
+            y = self.weight @ cols
+            y += self.bias[:, None]
+        else:
+            y = self.spmm(*self.csr, cols, self.bias)
         if self.relu:
             _relu_in_place(y)
-        return y.reshape(self.out_channels, len(x), oh, ow).transpose(1, 0, 2, 3)
+        if self.per_image:
+            return y.reshape(n, self.out_channels, oh, ow)
+        return y.reshape(self.out_channels, n, oh, ow).transpose(1, 0, 2, 3)
 
     def describe(self) -> str:
         k = self.kernel_size
@@ -319,11 +331,6 @@ def _masked_weight(layer: Linear | Conv2d) -> np.ndarray:
     """W ⊙ M, what the layer multiplies by in evaluation mode (W itself without a mask)."""
     mask = layer._masks.get("weight")
     return layer.weight.data if mask is None else mask.apply(layer.weight.data)
-
-
-def _plus_bias(y: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    y += bias[:, None]
-    return y
 
 
 # ---------------------------------------------------------------- compiling a model
