@@ -79,9 +79,9 @@ from tinysparse.nn.sparse_layers import SparseConv2d, SparseLinear
 SPMV_BELOW = 16
 
 #: Batches of fewer examples than this run im2col and max-pooling in one thread (their
-#: parallel versions spend more waking the second thread than they save). Measured, LeNet-5
-#: on a loaded 2-core machine: the whole plan 44 µs vs 1.1 ms for one image, 0.9 vs 1.9 ms
-#: for 32, 2.2 vs 3.0 ms for 64, but 4.4 vs 3.0 ms for 128.
+#: parallel versions spend more waking the second thread than they save). Measured, the
+#: whole plan of LeNet-5 at 90% sparsity on a loaded 2-core machine: 44 µs vs 1.1 ms for
+#: one image, 0.9 vs 1.9 ms for 32, 2.2 vs 3.0 ms for 64, but 4.4 vs 3.0 ms for 128.
 ONE_THREAD_BELOW = 64
 
 
