@@ -76,3 +76,29 @@ def test_distill_epoch_benchmark_trains_the_same_student_cached_or_not(mnist5k):
     for name, values in students["distill-first-epoch"].state_dict().items():
         np.testing.assert_array_equal(cached[name], values, err_msg=name)
     assert not np.array_equal(students["fit"].state_dict()["fc1.weight"], cached["fc1.weight"])
+
+
+def test_inference_benchmark_times_the_same_logits_and_writes_its_records(mnist5k):
+    bench = load("inference")
+    x = np.ascontiguousarray(mnist5k.x_test[:2], dtype=np.float32)
+    for name in ("lenet300", "lenet5"):
+        implementations = bench.case_functions(name, x)
+        logits = {implementation: as_array(fn()) for implementation, fn in
+                  implementations.items()}
+        for implementation, values in logits.items():
+            variant = {"torch-dense": "dense", "torch-csr": "sparse"}.get(
+                implementation, implementation.removeprefix("tinysparse-").rsplit("-", 1)[0])
+            np.testing.assert_allclose(values, logits[f"tinysparse-{variant}-forward"],
+                                       rtol=1e-4, atol=1e-5, err_msg=f"{name} {implementation}")
+    records = bench.run(models=("lenet300",), batches=(1,), repeats=2, block=1,
+                        threads_sections=(None, 1))
+    implementations = {r["implementation"] for r in records}
+    assert {"tinysparse-dense-forward", "tinysparse-dense-plan", "tinysparse-sparse-plan",
+            "tinysparse-structured-75%-plan"} <= implementations
+    assert {r["threads"] for r in records} == {"default", 1}
+    for record in records:
+        assert {"benchmark", "implementation", "median_seconds", "model", "batch",
+                "threads", "sparsity", "dtype"} <= set(record)
+        assert record["benchmark"] == "inference" and record["median_seconds"] > 0
+    assert len(bench.target_lines(records)) == 2
+    assert "x dense plan" in bench.latency_table(records)

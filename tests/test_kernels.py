@@ -72,6 +72,63 @@ def test_sparse_kernels_equal_each_other_and_the_dense_masked_products(case):
                                    (dy @ x.T) * keep, **tolerance)
 
 
+def stacked_layers(structures):
+    """The stacked CSR arrays of several layers (as ``spmv_layers`` takes them): one
+    ``indptr`` over all their rows, pointing into the concatenated entries."""
+    starts = np.cumsum([0] + [s.nnz for s in structures])
+    indptr = np.concatenate([[0]] + [s.indptr[1:] + start
+                                     for s, start in zip(structures, starts)])
+    layer_rows = np.cumsum([0] + [s.shape[0] for s in structures])
+    return indptr.astype(np.uint32), np.concatenate([s.indices for s in structures]), layer_rows
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(case=sparse_case, relu=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       index_type=st.sampled_from([np.uint16, np.uint32, np.int64]))
+def test_spmv_twins_equal_the_dense_product(case, relu, dtype, index_type):
+    """y_n = max(W x_n + b, 0) for batch-major X, with the index types the inference path
+    uses (and signed ones, which are only slower)."""
+    rng = np.random.default_rng(case["seed"])
+    w, keep = random_sparse(rng, case["rows"], case["cols"], case["sparsity"],
+                            case["empty_row"], case["empty_col"])
+    w = w.astype(dtype)
+    s = build_structure(keep)
+    x = rng.standard_normal((case["batch"], case["cols"])).astype(dtype)
+    bias = rng.standard_normal(case["rows"]).astype(dtype)
+    expected = x @ w.T + bias
+    if relu:
+        expected = np.maximum(expected, 0)
+    arrays = (s.indptr.astype(np.uint32), s.indices.astype(index_type), s.gather(w))
+    tolerance = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12,
+                                                                             atol=1e-12)
+    for kernel in both("spmv"):
+        y = kernel(*arrays, x, bias, relu)
+        assert y.dtype == dtype and y.shape == expected.shape
+        np.testing.assert_allclose(y, expected, **tolerance)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(seed=st.integers(0, 10_000), sizes=st.lists(st.integers(1, 30), min_size=2, max_size=5),
+       batch=st.integers(1, 5), sparsity=st.sampled_from([0.0, 0.5, 0.95, 1.0]))
+def test_spmv_layers_twins_equal_the_layers_one_after_the_other(seed, sizes, batch, sparsity):
+    rng = np.random.default_rng(seed)
+    layers = [random_sparse(rng, rows, cols, sparsity) for cols, rows in zip(sizes, sizes[1:])]
+    structures = [build_structure(keep) for _, keep in layers]
+    indptr, indices, layer_rows = stacked_layers(structures)
+    values = np.concatenate([s.gather(w) for (w, _), s in zip(layers, structures)])
+    bias = rng.standard_normal(layer_rows[-1]).astype(np.float32)
+    relu = rng.random(len(layers)) < 0.5
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    expected, start = x, 0
+    for (w, _), apply_relu in zip(layers, relu):
+        expected = expected @ w.T + bias[start : start + len(w)]
+        expected = np.maximum(expected, 0) if apply_relu else expected
+        start += len(w)
+    for kernel in both("spmv_layers"):
+        y = kernel(indptr, indices.astype(np.uint16), values, bias, layer_rows, relu, x)
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_twins_agree_and_keep_the_memory_layout(dtype):
     rng = np.random.default_rng(0)
@@ -112,23 +169,43 @@ conv_case = st.fixed_dictionaries({
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(case=conv_case)
 def test_im2col_col2im_and_pooling_twins_agree(case):
+    """Every compiled twin (im2col and pooling have a one-thread one too) equals the
+    reference, also on a channel-major view (what the inference path hands them)."""
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"])).astype(np.float32)
+    channel_major = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     k, s, p = case["k"], case["stride"], case["padding"]
-    (ref_cols, ref_size), (jit_cols, jit_size) = [f(x, k, k, s, p) for f in both("im2col")]
-    np.testing.assert_array_equal(jit_cols, ref_cols)
-    assert tuple(jit_size) == tuple(ref_size)
+    reference, *twins = both("im2col")
+    ref_cols, ref_size = reference(x, k, k, s, p)
+    for twin in twins:
+        for images in (x, channel_major):
+            jit_cols, jit_size = twin(images, k, k, s, p)
+            np.testing.assert_array_equal(jit_cols, ref_cols)
+            assert tuple(jit_size) == tuple(ref_size)
     cols = rng.standard_normal(ref_cols.shape).astype(np.float32)
     reference, compiled = [f(cols, x.shape, k, k, s, p) for f in both("col2im")]
     np.testing.assert_allclose(compiled, reference, rtol=1e-5, atol=1e-5)
     if k <= min(case["h"], case["w"]):
-        (ref_out, ref_win), (jit_out, jit_win) = [f(x, k, s) for f in both("max_pool_forward")]
-        np.testing.assert_array_equal(jit_out, ref_out)
-        np.testing.assert_array_equal(jit_win, ref_win)
+        reference, *twins = both("max_pool_forward")
+        ref_out, ref_win = reference(x, k, s)
+        for twin in twins:
+            for images in (x, channel_major):
+                jit_out, jit_win = twin(images, k, s)
+                np.testing.assert_array_equal(jit_out, ref_out)
+                np.testing.assert_array_equal(jit_win, ref_win)
         grad = rng.standard_normal(ref_out.shape).astype(np.float32)
         reference, compiled = [f(grad, ref_win, x.shape, k, s)
                                for f in both("max_pool_backward")]
         np.testing.assert_allclose(compiled, reference, rtol=1e-6, atol=1e-6)
+
+
+def test_one_thread_gives_the_serial_twin_where_there_is_one():
+    if not kernels.numba_enabled():
+        assert kernels.one_thread("im2col") is kernels.reference("im2col")
+        return
+    for name in ("im2col", "max_pool_forward", "spmm"):
+        assert kernels.one_thread(name) is kernels.compiled(name).serial
+    assert kernels.one_thread("spmv") is kernels.compiled("spmv")  # one thread already
 
 
 def test_max_pool_twins_break_ties_the_same_way():

@@ -14,6 +14,8 @@ Quick tour::
     ts.save(model, "lenet300.npz")
     model = ts.load("lenet300.npz")
     print(model.predict(data.x_test[:10]))
+    plan = ts.compile_inference(model)   # one prediction at a time, without the graph
+    print(plan.predict(data.x_test[:1]))
 """
 
 from tinysparse import threads as _threads
@@ -27,6 +29,7 @@ from tinysparse import (  # noqa: E402
     compress,
     data,
     distill,
+    inference,
     kernels,
     metrics,
     nn,
@@ -36,6 +39,7 @@ from tinysparse import (  # noqa: E402
 )
 from tinysparse.autograd import Tensor, gradcheck, no_grad  # noqa: E402
 from tinysparse.data import load_dataset  # noqa: E402
+from tinysparse.inference import InferenceModel, compile_inference  # noqa: E402
 from tinysparse.io import load, save  # noqa: E402
 from tinysparse.nn import build_model  # noqa: E402
 from tinysparse.train import History, TrainingDiverged, evaluate, fit  # noqa: E402
@@ -52,9 +56,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'tinysparse' has no attribute {name!r}")
 
 __all__ = [
-    "History", "Tensor", "TrainingDiverged", "autograd", "build_model", "calibration",
-    "compress", "data",
-    "distill",
+    "History", "InferenceModel", "Tensor", "TrainingDiverged", "autograd", "build_model",
+    "calibration", "compile_inference", "compress", "data", "distill", "inference",
     "evaluate",
     "fit", "gradcheck", "kernels", "load", "load_dataset", "metrics", "nn", "no_grad", "optim",
     "prune", "save", "sparse",

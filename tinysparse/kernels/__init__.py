@@ -25,7 +25,8 @@ from tinysparse.kernels import sparse_reference as _sparse_reference
 
 KERNELS = (
     "relu", "relu_backward", "im2col", "col2im", "max_pool_forward", "max_pool_backward",
-    "spmm", "spmm_transposed", "sddmm", "sgd_update", "adam_update",
+    "spmm", "spmm_transposed", "sddmm", "spmv", "spmv_layers",
+    "sgd_update", "adam_update",
     "obs_rows_greedy",
 )
 
@@ -69,6 +70,15 @@ def implementation(name: str):
     return compiled(name) if numba_enabled() else reference(name)
 
 
+def one_thread(name: str):
+    """The implementation of ``name`` that runs in one thread: the compiled kernel's
+    one-thread twin where it has one (``.serial``), else :func:`implementation`. For
+    callers that know their inputs are small (one prediction: :mod:`tinysparse.inference`),
+    where waking a second thread costs more than the kernel."""
+    kernel = implementation(name)
+    return getattr(kernel, "serial", kernel)
+
+
 def _dispatcher(name: str):
     def kernel(*args):
         return implementation(name)(*args)
@@ -87,10 +97,12 @@ max_pool_backward = _dispatcher("max_pool_backward")
 spmm = _dispatcher("spmm")
 spmm_transposed = _dispatcher("spmm_transposed")
 sddmm = _dispatcher("sddmm")
+spmv = _dispatcher("spmv")
+spmv_layers = _dispatcher("spmv_layers")
 sgd_update = _dispatcher("sgd_update")
 adam_update = _dispatcher("adam_update")
 obs_rows_greedy = _dispatcher("obs_rows_greedy")
 output_size = _im2col_reference.output_size
 
-__all__ = [*KERNELS, "compiled", "implementation", "numba_enabled", "output_size",
-           "reference"]
+__all__ = [*KERNELS, "compiled", "implementation", "numba_enabled", "one_thread",
+           "output_size", "reference"]

@@ -67,6 +67,39 @@ def sddmm(indptr: np.ndarray, indices: np.ndarray, dy: np.ndarray, x: np.ndarray
     return values
 
 
+def spmv(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, x: np.ndarray,
+         bias: np.ndarray, relu: bool) -> np.ndarray:
+    """Y = X Wᵀ + b for sparse W (CSR) and **batch-major** X (examples × cols), one sparse
+    matrix-vector product per example: Y is (examples × rows).
+
+    For example n and row i: Y[n, i] = b_i + Σ_k values[k] · X[n, indices[k]] over row i's
+    non-zeros; with ``relu``, max(Y[n, i], 0) (the activation fused into the product).
+    """
+    rows = len(indptr) - 1
+    y = np.empty((x.shape[0], rows), dtype=x.dtype)
+    for i in range(rows):
+        start, stop = indptr[i], indptr[i + 1]
+        y[:, i] = x[:, indices[start:stop]] @ values[start:stop] + bias[i]
+    return np.maximum(y, 0) if relu else y
+
+
+def spmv_layers(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
+                bias: np.ndarray, layer_rows: np.ndarray, relu: np.ndarray, x: np.ndarray
+                ) -> np.ndarray:
+    """Sparse fully connected layers one after the other, :func:`spmv` for each:
+    X ← max(X Wₗᵀ + bₗ, 0) (without the max where ``relu[l]`` is False).
+
+    The layers' matrices are stacked into one CSR matrix: layer l owns the rows
+    ``layer_rows[l]:layer_rows[l + 1]`` (and the matching entries of ``bias``), and
+    ``indptr`` points into the shared ``indices`` and ``values``. The compiled twin runs
+    the whole stack in one call.
+    """
+    for layer in range(len(relu)):
+        start, stop = layer_rows[layer], layer_rows[layer + 1]
+        x = spmv(indptr[start : stop + 1], indices, values, x, bias[start:stop], relu[layer])
+    return x
+
+
 def obs_rows_greedy(weight: np.ndarray, inverse: np.ndarray, steps: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Layer-wise OBS, one deletion at a time, for every row (see ``obs_layerwise.py``).
