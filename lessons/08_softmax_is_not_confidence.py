@@ -9,8 +9,8 @@
 # and finds that it goes less far than one hopes: a network that is right on 94% of the test
 # digits claims 97% on average; it answers uniform noise with 86% (mostly "3"); a "1" lying
 # on its side is a "4" with 98%; images of pure noise can be pushed to 99.99% for any class;
-# and moving every pixel by at most 25 of 255 grey levels makes it wrong on 84% of the test
-# digits, confidently. Then we look for better uncertainty — temperature scaling, MC
+# and moving every pixel by at most a tenth of its range (about 25 of 255 grey levels)
+# makes it wrong on 84% of the test digits, confidently. Then we look for better uncertainty — temperature scaling, MC
 # dropout, a deep ensemble — and, since this is a compression course, we ask whether
 # pruning, distillation and sparse variational dropout make a network better or worse
 # calibrated.
