@@ -346,7 +346,7 @@ plt.show()
 # ambiguous; others show what a network trained on 4,000 images has not learned yet. (The
 # "probability" is a softmax output, which should not be read as confidence: networks are
 # overconfident, see [Guo et al. 2017](REFERENCES.md#on-calibration--guo-et-al-2017) and
-# lesson 08, in preparation.)
+# lesson 08, `08_softmax_is_not_confidence.ipynb`.)
 
 # %%
 wrong = np.flatnonzero(predictions != data.y_test)
