@@ -39,6 +39,13 @@ initial weights) trained plainly for the same epochs, then the same number of un
 layer removed by the L2 norm of their incoming weights
 (:func:`tinysparse.prune.structured_prune`, Li et al.'s ranking with L2) and fine-tuned for
 the same ``finetune_epochs``: both methods end at the same size.
+
+Measured here (mnist-5k, LeNet-300-100, 30 epochs, Adam 1e-3, batch 64, groups "both",
+threshold 0.05): λ = 2, 10, 30, 100 kept 268/85, 63/68, 20/43, 8/17 units of fc1/fc2 at
+test accuracy 0.951, 0.949, 0.915, 0.876 after removal (equal to before removal); at λ =
+10 the same number of units removed by L2 norm from a plainly trained network left 0.594,
+and 0.942 after 5 fine-tuning epochs (group lasso fine-tuned alike: 0.946). The README
+has seeds 1 and 2 and LeNet-5.
 """
 
 from __future__ import annotations
