@@ -51,6 +51,7 @@ SHARED_INDEX = np.array([[1, 0, 3, 1], [2, 2, 0, 1], [0, 3, 3, 1]])  # 0 where p
 SHARED_MASK = (SHARED_INDEX != 0).astype(np.float64)
 PARTLY_LABELLED = np.array([0, -1, 1, 4, -1, 2])  # -1: tinysparse.train.UNLABELLED
 SOFT_TARGETS_SEED = 7
+GROUP_WEIGHTS = np.array([0.5, 2.0, 1.0])  # λ_g of the weighted group-lasso row
 
 
 def soft_targets(rng):
@@ -227,6 +228,23 @@ CASES = [
                                            - t.log1p(-t.tensor(frozen_uniform(4, 5))) + a)
                                           / (2 / 3)) * 1.2 - 0.1, 0.0, 1.0),
            lambda rng: [2.0 * rng.standard_normal((4, 5))]),
+    # ---- group lasso (Wen et al. 2016): Σ_g λ_g ‖w_g‖₂, groups along one axis
+    OpCase("group_lasso_rows", lambda w: A.group_lasso(w, axis=0),
+           lambda t, w: t.linalg.vector_norm(w, dim=1).sum(), both(normal(4, 6))),
+    OpCase("group_lasso_columns_weighted",
+           lambda w: A.group_lasso(w, axis=1, group_weights=GROUP_WEIGHTS),
+           lambda t, w: (t.tensor(GROUP_WEIGHTS) * t.linalg.vector_norm(w, dim=0)).sum(),
+           both(normal(4, 3))),
+    OpCase("group_lasso_filters", lambda w: A.group_lasso(w, axis=0),
+           lambda t, w: t.linalg.vector_norm(w, dim=(1, 2, 3)).sum(),
+           both(normal(4, 2, 3, 3))),
+    OpCase("group_lasso_input_channels", lambda w: A.group_lasso(w, axis=1) * 0.5,
+           lambda t, w: 0.5 * t.linalg.vector_norm(w, dim=(0, 2, 3)).sum(),
+           both(normal(4, 3, 2, 2))),
+    # a reused weight: the data term and the penalty both reach w
+    OpCase("group_lasso_reused", lambda w: (w * w).sum() + A.group_lasso(w, axis=0) * 0.1,
+           lambda t, w: (w * w).sum() + 0.1 * t.linalg.vector_norm(w, dim=1).sum(),
+           both(normal(3, 5))),
     # ---- Ising-dropout
     # ---- knowledge distillation: the teacher's logits are frozen inputs (no gradient)
     # T² · KL(p_T ‖ q_T), p_T = softmax(z_t / T): PyTorch's kl_div takes log q_T and p_T

@@ -228,6 +228,16 @@ def test_sparsify_targeted_dropout_reports_like_prune(capsys):
     (["--method", "targeted-dropout", "--sparsity", "1"], "argument --sparsity: gamma: expected"),
     (["--method", "targeted-dropout", "--variant", "row"], "invalid choice: 'row'"),
     (["--method", "dropin"], "invalid choice: 'dropin'"),
+    (["--method", "group-lasso", "--lambda", "-1"], "argument --lambda: lambda: expected"),
+    (["--method", "group-lasso", "--norm-threshold", "1"],
+     "argument --norm-threshold: threshold: expected a number in [0, 1), got '1'"),
+    (["--method", "group-lasso", "--groups", "rows"], "invalid choice: 'rows'"),
+    (["--method", "group-lasso", "--finetune-epochs", "-2"],
+     "argument --finetune-epochs: finetune_epochs: expected"),
+    (["--method", "group-lasso", "--compare-norm-removal", "perhaps"],
+     "compare_norm_removal: expected yes or no"),
+    (["--method", "l0", "--norm-threshold", "0.1"],
+     "--norm-threshold is an option of group-lasso, not of --method l0"),
 ])
 def test_sparsify_refuses_bad_options_before_training(argv, expected, capsys, no_training):
     with pytest.raises(SystemExit) as exit_info:
@@ -251,6 +261,7 @@ def test_sparsify_refuses_another_methods_option_and_takes_yes_no(capsys, no_tra
     ("variational-dropout", ["--kl-weight", "0.5"]),
     ("l0", ["--gates", "weight", "--lambda", "0.1", "--lr", "1e-2"]),
     ("ising", ["--sweeps", "50", "--drop-inputs", "no"]),
+    ("group-lasso", ["--lambda", "5", "--groups", "outgoing", "--finetune-epochs", "1"]),
 ])
 def test_sparsify_runs_every_method_of_the_table(method, options, capsys):
     code, out, _ = run_cli(capsys, "sparsify", "--method", method, "--model", "mlp",

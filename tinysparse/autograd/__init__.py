@@ -12,6 +12,7 @@ from tinysparse.autograd.nn_ops import (
     cross_entropy,
     dropout,
     flatten,
+    group_lasso,
     hard_concrete,
     linear,
     local_reparameterisation_conv2d,
@@ -59,6 +60,7 @@ from tinysparse.autograd.tensor import (
 __all__ = [
     "Function", "GradcheckError", "Tensor", "add", "conv2d", "cross_entropy",
     "default_dtype", "div", "exp", "flatten", "get_default_dtype", "getitem", "gradcheck",
+    "group_lasso",
     "is_grad_enabled", "linear", "log", "log_softmax", "matmul", "max", "max_pool2d", "mean",
     "mse_loss", "mul", "neg", "no_grad", "numerical_gradient", "pow", "relu", "reshape",
     "set_default_dtype", "sigmoid", "softmax", "sub", "sum", "take", "tanh",

@@ -683,3 +683,68 @@ def hard_concrete(log_alpha, noise, beta: float = HARD_CONCRETE_BETA,
                          f"beta={beta}, gamma={gamma}, zeta={zeta}")
     return HardConcrete.apply(log_alpha, noise=noise, beta=float(beta), gamma=float(gamma),
                               zeta=float(zeta))
+
+
+# ---------------------------------------------------------------- group lasso
+# Wen, Wu, Wang, Chen & Li 2016, "Learning Structured Sparsity in Deep Neural Networks":
+# a penalty Σ_g λ_g ‖w_g‖₂ on groups of weights (a unit's incoming weights, a unit's
+# outgoing weights, a filter, an input channel). Its gradient has the same length λ_g for
+# every group that is not zero, so it pulls small groups to zero as hard as large ones.
+
+
+class GroupLasso(Function):
+    """``Σ_g λ_g ‖w_g‖₂`` for the groups ``w_g = w[..., g, ...]`` along one axis: each
+    group holds every weight with the same index on ``axis`` (axis 0 of a Linear weight
+    (out, in): a unit's incoming weights, a row; axis 1: an input's outgoing weights, a
+    column; axis 0 of a Conv2d weight (O, C, KH, KW): a filter; axis 1: an input channel).
+    """
+
+    def forward(self, w, axis=0, group_weights=None):
+        self.w, self.axis = w, axis
+        others = tuple(a for a in range(w.ndim) if a != axis)
+        squares = (w * w).sum(axis=others, dtype=np.float64)
+        self.norms = np.sqrt(squares)  # ‖w_g‖₂, one per group
+        self.group_weights = (np.ones_like(self.norms) if group_weights is None
+                              else np.asarray(group_weights, dtype=np.float64))
+        return np.asarray((self.group_weights * self.norms).sum(), dtype=w.dtype)
+
+    def backward(self, grad):
+        # ∂/∂w_g λ_g ‖w_g‖₂ = λ_g w_g / ‖w_g‖₂ for w_g ≠ 0. At w_g = 0 the norm has no
+        # gradient; its subgradients are the ball ‖s‖ ≤ λ_g, and we take s = 0 (the
+        # smallest: a group that is exactly zero is left where it is).
+        safe_norms = np.where(self.norms > 0, self.norms, 1.0)
+        scale = np.where(self.norms > 0, self.group_weights / safe_norms, 0.0)
+        shape = [1] * self.w.ndim
+        shape[self.axis] = -1
+        return (grad * scale.reshape(shape).astype(self.w.dtype) * self.w,)
+
+
+def group_lasso(w, axis: int = 0, group_weights=None) -> Tensor:
+    """The group-lasso penalty ``Σ_g λ_g ‖w_g‖₂`` (Wen et al. 2016), a scalar, where group
+    g is ``w``'s slice at index g of ``axis`` (see :class:`GroupLasso`).
+
+    Parameters
+    ----------
+    w : Tensor
+    axis : int
+        The axis whose indices name the groups (the norm runs over all other axes).
+    group_weights : array of shape (w.shape[axis],), optional
+        λ_g, one non-negative weight per group (default 1 each; no gradient).
+
+    The gradient is ``λ_g w_g / ‖w_g‖₂``, and 0 for a group that is exactly zero.
+    """
+    ndim = len(w.shape)
+    if isinstance(axis, bool) or not isinstance(axis, int | np.integer) or \
+            not -ndim <= axis < ndim:
+        raise ValueError(f"group_lasso: axis must be an axis of the weight's {ndim} axes, "
+                         f"got {axis!r}")
+    axis = int(axis) % ndim
+    if group_weights is not None:
+        group_weights = np.asarray(group_weights.data if isinstance(group_weights, Tensor)
+                                   else group_weights, dtype=np.float64)
+        if group_weights.shape != (w.shape[axis],):
+            raise ValueError(f"group_lasso: group_weights must have one entry per group "
+                             f"({w.shape[axis]},), got {group_weights.shape}")
+        if not (np.isfinite(group_weights).all() and (group_weights >= 0).all()):
+            raise ValueError("group_lasso: group_weights must be finite and >= 0")
+    return GroupLasso.apply(w, axis=axis, group_weights=group_weights)

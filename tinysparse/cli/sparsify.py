@@ -38,6 +38,12 @@ def _options() -> dict[str, tuple[Option, list[str]]]:
     return options
 
 
+def _defaults(flag: str, methods: list[str]) -> str:
+    """Which methods take the flag, each with its own default."""
+    return "; ".join(f"{name}: default {option.default}" for name in methods
+                     for option in METHODS[name].options if option.command_line_flag == flag)
+
+
 def _dest(flag: str) -> str:
     return "option_" + flag[2:].replace("-", "_")
 
@@ -65,8 +71,7 @@ def add_parser(commands) -> None:
     for flag, (option, methods) in _options().items():
         parser.add_argument(flag, dest=_dest(flag), type=_argument_type(option), default=None,
                             choices=option.choices,
-                            help=f"{option.help} ({', '.join(methods)}; default "
-                                 f"{option.default})")
+                            help=f"{option.help} ({_defaults(flag, methods)})")
     parser.add_argument("--baseline", action="store_true",
                         help="also train the same network plainly for the same epochs")
     add_save_argument(parser, "sparsified")

@@ -55,9 +55,11 @@ from tinysparse.prune.sensitivity import sensitivity, sensitivity_table
 from tinysparse.prune.structured import (
     remove_units,
     shrink,
+    shrink_in_place,
     structured_prune,
     unit_counts,
     unit_norms,
+    unit_readers,
     unit_removal_masks,
 )
 
@@ -70,8 +72,8 @@ __all__ = [
     "predicted_increase", "prunable_parameters", "prune", "prune_and_retrain", "prune_step",
     "random_init_state", "random_masks_like", "random_scores", "remove_masks", "remove_units",
     "rewind_to",
-    "saliencies", "select_masks", "sensitivity", "sensitivity_table", "shrink",
+    "saliencies", "select_masks", "sensitivity", "sensitivity_table", "shrink", "shrink_in_place",
     "sign_preserving_state", "snapshot", "sparsity_of", "structured_prune", "summarize",
-    "supermask_masks", "threshold", "unit_counts", "unit_masks", "unit_norms",
+    "supermask_masks", "threshold", "unit_counts", "unit_masks", "unit_norms", "unit_readers",
     "unit_removal_masks",
 ]

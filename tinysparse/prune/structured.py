@@ -16,6 +16,8 @@ Two steps, so that each can be checked:
    one will.
 2. :func:`shrink` builds that smaller dense network from the masked one.
 
+:func:`shrink_in_place` puts the smaller layers into the model itself.
+
 :func:`remove_units` is step 1 for units chosen otherwise (L0 gates that closed, for
 example): it masks the units it is given.
 """
@@ -30,7 +32,7 @@ import numpy as np
 from tinysparse.autograd import Tensor, no_grad
 from tinysparse.nn.dropout import deterministic
 from tinysparse.nn.layers import Conv2d, Flatten, Linear, Reshape, Sequential
-from tinysparse.nn.module import Module, build_from_spec
+from tinysparse.nn.module import Module, build_from_spec, replace_layers
 from tinysparse.nn.sparse_layers import as_dense
 from tinysparse.prune.masks import apply_masks, current_masks
 from tinysparse.sparse.mask import Mask
@@ -88,6 +90,23 @@ def _readers(layers, index: int, input_shapes) -> tuple[int, int]:
         if isinstance(layer, Linear | Conv2d):
             return j, per_unit
     raise ValueError("the last weighted layer has no reader")
+
+
+def unit_readers(model: Module, input_shape: Sequence[int] = (1, 28, 28)
+                 ) -> dict[str, tuple[str, int]]:
+    """For every hidden Linear/Conv2d layer, the next weighted layer that reads its units
+    and how many of that reader's inputs each unit feeds (1, or H·W after a Flatten): unit
+    u of the hidden layer is read by the reader's inputs ``u·per_unit ... (u+1)·per_unit −
+    1`` (its columns, or input channel u). The same following that
+    :func:`unit_removal_masks` does."""
+    model = as_dense(model)
+    layers = _layers(model)
+    shapes = _input_shapes(model, input_shape)
+    readers = {}
+    for index in _weighted(layers)[:-1]:
+        reader_index, per_unit = _readers(layers, index, shapes)
+        readers[layers[index][0]] = (layers[reader_index][0], per_unit)
+    return readers
 
 
 def structured_prune(
@@ -257,6 +276,16 @@ def shrink(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> Sequentia
         new_layers.append((name, new))
         kept_inputs = kept_units
     return Sequential(*new_layers)
+
+
+def shrink_in_place(model: Module, input_shape: Sequence[int] = (1, 28, 28)) -> Module:
+    """:func:`shrink` ``model`` and put the smaller layers into it, under the same names (its
+    config and snapshots stay; the old layers' parameters are marked replaced, so an
+    optimiser still holding them refuses to step). Returns ``model``."""
+    smaller = shrink(model, input_shape)
+    old = dict(_layers(model))
+    new_by_old = {id(old[name]): layer for name, layer in smaller._modules.items()}
+    return replace_layers(model, lambda layer: new_by_old.get(id(layer)))
 
 
 def unit_counts(model: Module) -> dict[str, int]:

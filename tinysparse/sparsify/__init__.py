@@ -18,7 +18,7 @@ from functools import partial
 from tinysparse.nn.dropout import check_fraction, check_probability
 from tinysparse.nn.l0 import INITIAL_DROP_RATE
 from tinysparse.nn.variational import INITIAL_LOG_SIGMA2, PRUNE_THRESHOLD
-from tinysparse.sparsify import ising, l0, targeted, variational
+from tinysparse.sparsify import group_lasso, ising, l0, targeted, variational
 from tinysparse.sparsify.method import (
     Option,
     SparsifyMethod,
@@ -90,7 +90,26 @@ METHODS: dict[str, SparsifyMethod] = {method.name: method for method in (
          Option("warm_start", partial(yes_no, name="warm_start"),
                 ising.DEFAULTS["warm_start"], "ours, not the paper's: start each solve "
                                               "from the previous state, cool"))),
+    SparsifyMethod(
+        "group-lasso",
+        "group lasso (Wen et al. 2016): penalise the L2 norms of whole units' weights "
+        "while training, then remove the units whose norm collapsed (a smaller dense net)",
+        group_lasso.run,
+        (Option("lambda_", partial(number, name="lambda", low=0), group_lasso.DEFAULT_LAMBDA,
+                "the penalty's weight (λ / N per example times Σ_g ‖w_g‖₂)", flag="lambda"),
+         Option("threshold", group_lasso.threshold_option, group_lasso.DEFAULT_THRESHOLD,
+                "remove a unit whose group norm is below this fraction of its layer's "
+                "largest, in [0, 1)", flag="norm_threshold"),
+         Option("groups", str, "both", "a unit's group: its incoming weights (row, filter), "
+                                       "its outgoing weights (the reader's columns, input "
+                                       "channel), or both",
+                choices=group_lasso.GROUP_KINDS),
+         Option("finetune_epochs", partial(non_negative_integer, name="finetune_epochs"), 0,
+                "plain epochs after the removal"),
+         Option("compare_norm_removal", partial(yes_no, name="compare_norm_removal"), False,
+                "also train plainly and remove as many units by L2 norm (same size)")),
+        training={"epochs": 30, "batch_size": 64}),
 )}
 
-__all__ = ["METHODS", "Option", "SparsifyMethod", "SparsifyRun", "ising", "l0", "targeted",
-           "variational"]
+__all__ = ["METHODS", "Option", "SparsifyMethod", "SparsifyRun", "group_lasso", "ising", "l0",
+           "targeted", "variational"]
