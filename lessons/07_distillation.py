@@ -31,8 +31,8 @@
 # **Run time.** The default mode trains about 70 networks on the 4,000 training digits of
 # `mnist-5k` — two LeNet-5 teachers, students of three sizes over two seeds (30 epochs, 20
 # for the large 784-800-800-10 student; the CLI trains every student for 30), a sweep of
-# the temperature, a weak teacher, pruned students: **about 7½ minutes on a 2-core machine
-# shared with other jobs, NumPy's BLAS on one thread** (less on a quiet one). Two seeds
+# the temperature, a weak teacher, pruned students: **about 5 minutes on a quiet 2-core
+# machine with NumPy's BLAS on one thread, 7½ when other jobs share it**. Two seeds
 # are few — three would not fit in the lesson's time — so read every "± sd" below as a
 # rough spread, not as an error bar. `TINYSPARSE_FAST=1` (what the tests use) runs every cell
 # with one or two epochs in well under a minute; its numbers are only a smoke test. A few
@@ -822,8 +822,8 @@ if not FAST:
 # 100 test threes**, and the other digits at 0.959; 29 of its 66 errors are threes. Adding
 # 3.5 to the bias of class 3 recovers 18 of them: **89 threes**, 49 errors in all, 11 of them
 # on threes, while the other digits lose one tenth of a point (0.958). The curve shows the
-# trade-off: the threes rise steadily with the shift, the other digits hold until about
-# +4 and then begin to fall; the total is lowest, 48 errors, at +4 and +5. The paper went
+# trade-off: the threes rise steadily with the shift, the other digits hold until +4.5
+# (0.957) and then begin to fall; the total is lowest, 46 errors, at +4.5. The paper went
 # from 133 of 1,010 threes wrong (13%) to 14 (1.4%), and from 73 to 95 errors on the other
 # digits (arithmetic from its figures); we go from 29% to 11% on the threes — from a
 # teacher trained on 4,000 digits instead of 60,000.
@@ -1250,13 +1250,14 @@ print("Exercise (c): all checks passed")
 # * **Soft targets** are the teacher's probabilities at a raised temperature $T$. At
 #   $T = 1$ a good teacher says only the answer; at $T \approx 4$ it also says which classes
 #   the input resembles — the dark knowledge, visible in the class-similarity matrix.
-# * The soft term's gradient is $(1/T)(q - p)$, which **shrinks like $1/T^2$**: the factor
+# * The gradient of $\mathrm{KL}(p\,\|\,q)$ is $(1/T)(q - p)$, which **shrinks like $1/T^2$**: the factor
 #   $T^2$ keeps its weight against the labels. For large $T$ the gradient becomes
 #   $(\tilde z - \tilde v)/K$: distillation tends to **logit matching**, Ba & Caruana's
 #   objective.
 # * On 4,000 digits, a LeNet-5 teacher trained on jittered digits makes every student better
 #   than the labels alone (+0.9 to +1.7 points); **but training the student on jittered
-#   labels does as well**, and distilling on jittered digits adds nothing measurable to that.
+#   labels does about as well** (better for the two larger students, 0.4 points worse for
+#   the smallest), and distilling on jittered digits adds nothing measurable to that.
 #   Check a distillation gain against the augmentation it comes with.
 # * A small student wants a moderate temperature ($T$ from 1 to 8 all helped the 30-unit
 #   student; $T = 20$ and logit matching did not).
