@@ -592,7 +592,7 @@ print("Exercise 2: all checks passed")
 # found is one of the two factors of $1/T$ that make knowledge distillation multiply its
 # soft-target loss by $T^2$: see
 # [Hinton, Vinyals & Dean 2015](REFERENCES.md#distilling-the-knowledge--hinton-vinyals--dean-2015)
-# and lesson 07, in preparation.)
+# and lesson 07, which derives the other.)
 #
 # ## Summary
 #

@@ -1309,8 +1309,8 @@ print("Exercise (c): all checks passed")
 # * All of them end in an ordinary mask, and the KL of sparse VD is a description length:
 #   compression and generalisation are one thing seen from two sides.
 #
-# Next: **lesson 09** asks what all these zeros buy in speed; lesson 07 (in preparation)
-# compresses a network by teaching a small one to imitate it.
+# Next: **lesson 07** compresses a network by teaching a small one to imitate it; lesson 09
+# asks what all these zeros buy in speed.
 
 # %%
 print(f"lesson run time: {time.perf_counter() - started_lesson:.0f} s")

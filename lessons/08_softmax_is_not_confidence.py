@@ -3,7 +3,7 @@
 #
 # A classifier ends in a softmax, and its largest probability is tempting to read as how
 # sure the network is. Lesson 01 printed such numbers under the digits LeNet-5 got wrong,
-# with a warning; distillation (lesson 07, in preparation; `tinysparse distill`) trains
+# with a warning; distillation (lesson 07; `tinysparse distill`) trains
 # students on softened softmax outputs, which uses them as *targets* and claims nothing
 # about what they measure. This lesson asks how far the reading "softmax = confidence" goes,
 # and finds that it goes less far than one hopes: a network that is right on 94% of the test
@@ -1024,7 +1024,7 @@ print(f"(image, other seed) pairs with the target above 0.5: {fooled_pairs} of "
 # * **distilled student**: a 784-100-10 network (79,510 parameters) trained for 30 epochs
 #   on the soft targets ($T = 4$, $\alpha = 0.9$) of a LeNet-5 teacher, itself trained for 20
 #   epochs on digits jittered by up to 2 pixels (`distill.jittered_batches`; Hinton et al.
-#   2015; lesson 07, in preparation); beside it, the same student on the labels alone, and
+#   2015; lesson 07); beside it, the same student on the labels alone, and
 #   the teacher;
 # * **sparse variational dropout** (Molchanov et al. 2017, lesson 06) with KL weight 0.3,
 #   trained from scratch for **50 epochs** here — half of lesson 06's 100, to keep the run
