@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from tinysparse.autograd import Tensor, sparse_matvec
-from tinysparse.data.dataset import Dataset, training_examples
+from tinysparse.data.dataset import Dataset
 from tinysparse.nn.module import Module, Parameter
 from tinysparse.train import History, evaluate, fit
 
@@ -367,7 +367,6 @@ def find_intrinsic_dimension(
     if dimensions[-1] > D:
         raise ValueError(f"dimensions: {dimensions[-1]:,} exceeds D = {D:,}, the number of "
                          f"weights of {probe.describe()}")
-    training_examples(data)  # fails early on data without a training split
     dense_seconds = 0.0
     if dense_test_accuracy is None:
         started = time.perf_counter()
