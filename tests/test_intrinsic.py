@@ -178,3 +178,32 @@ def test_the_search_sweeps_then_bisects_to_the_smallest_d_that_reaches_the_targe
     assert found.target_accuracy == pytest.approx(0.855)
     none = find_intrinsic_dimension(tiny_model, (None, None), [5], dense_test_accuracy=0.95)
     assert none.d_int is None and len(none.runs) == 1
+
+
+# ---------------------------------------------------------------- tinysparse intrinsic
+def test_the_command_prints_every_d_tried_and_d_int_as_json(capsys):
+    import json
+
+    from tinysparse.cli import main
+    code = main(["intrinsic", "--dims", "20,300", "--epochs", "1", "--lr", "0.03",
+                 "--threshold", "0.5", "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    result = json.loads(out)
+    assert result["num_weights"] == 266_610
+    assert [r["dimension"] for r in result["runs"]][0] == 20
+    assert result["target_accuracy"] == pytest.approx(0.5 * result["dense_test_accuracy"])
+    reached = [r["dimension"] for r in result["runs"] if r["reached"]]
+    assert result["d_int"] == (min(reached) if reached else None)
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--dims", "0,5"], "--dims"), (["--dims", "300000"], "--dims"),
+    (["--threshold", "1.5"], "--threshold"), (["--subspace-lr", "-1"], "--subspace-lr"),
+    (["--model", "lenet5", "--hidden", "3"], "--hidden")])
+def test_the_command_refuses_bad_arguments_before_any_work(capsys, argv, option):
+    from tinysparse.cli import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["intrinsic", *argv])
+    assert exit_info.value.code == 2
+    assert option in capsys.readouterr().err
