@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from tinysparse.cli.common import (
@@ -81,15 +82,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"  d = {run.dimension:>6,}: test accuracy {run.test_accuracy:.4f} "
                   f"({run.seconds:.1f} s)", file=sys.stderr)
 
-    dense = None
+    dense, dense_seconds = None, None
     if args.subspace_lr is not None:  # the dense network at --lr, the subspaces at theirs
+        started = time.perf_counter()
         model = model_of(args)
         fit(model, data, lr=args.lr, seed=args.seed, **fit_options)
         dense = evaluate(model, *data.test)["accuracy"]
+        dense_seconds = time.perf_counter() - started
     found = find_intrinsic_dimension(
         lambda: model_of(args), data, args.dims, threshold=args.threshold,
         bisections=args.bisections, seed=args.seed, dense_test_accuracy=dense,
         on_run=progress, lr=args.subspace_lr or args.lr, **fit_options)
+    if dense_seconds is not None:
+        found.dense_seconds = dense_seconds
     result = {"command": "intrinsic", "model": args.model, "dataset": args.dataset,
               "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
               "optimizer": args.optimizer, "lr": args.lr,
