@@ -49,6 +49,12 @@ LABELS = np.array([0, 2, 1, 4, 3, 2])
 TAKE_INDICES = np.array([[0, 2, 2], [5, 2, 0]])  # entries 1, 3, 4 unused
 SHARED_INDEX = np.array([[1, 0, 3, 1], [2, 2, 0, 1], [0, 3, 3, 1]])  # 0 where pruned
 SHARED_MASK = (SHARED_INDEX != 0).astype(np.float64)
+# a sparse (5, 4) matrix by its non-zeros: row 3 empty, column 1 used three times
+SPARSE_ROWS = np.array([0, 0, 1, 2, 2, 4, 4])
+SPARSE_COLUMNS = np.array([1, 3, 1, 0, 2, 1, 3])
+SPARSE_VALUES = np.array([0.5, -1.0, 2.0, 1.5, -0.25, 0.75, 1.0])
+SPARSE_DENSE = np.zeros((5, 4))
+SPARSE_DENSE[SPARSE_ROWS, SPARSE_COLUMNS] = SPARSE_VALUES
 PARTLY_LABELLED = np.array([0, -1, 1, 4, -1, 2])  # -1: tinysparse.train.UNLABELLED
 SOFT_TARGETS_SEED = 7
 GROUP_WEIGHTS = np.array([0.5, 2.0, 1.0])  # λ_g of the weighted group-lasso row
@@ -96,6 +102,10 @@ CASES = [
     # entries of a table picked by index (repeated, and some never): gradient = scatter-add
     OpCase("take", lambda a: A.take(a, TAKE_INDICES) * 1.5,
            lambda t, a: t.take(a, t.tensor(TAKE_INDICES)) * 1.5, both(normal(6))),
+    # a sparse matrix times a vector (tinysparse.intrinsic: θ₀ + P v), against a dense product
+    OpCase("sparse_matvec",
+           lambda x: A.sparse_matvec(x, SPARSE_ROWS, SPARSE_COLUMNS, SPARSE_VALUES, 5) * 1.5,
+           lambda t, x: (t.tensor(SPARSE_DENSE) @ x) * 1.5, both(normal(4))),
     # weight sharing (tinysparse.compress): W = codebook[index] ⊙ M, entry 0 the zero
     OpCase("take_shared_weight_linear",
            lambda x, c, b: A.linear(x, A.take(c, SHARED_INDEX) * SHARED_MASK, b),

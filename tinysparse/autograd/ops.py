@@ -278,6 +278,31 @@ class Take(Function):
         return (summed.astype(grad.dtype, copy=False),)
 
 
+class SparseMatVec(Function):
+    """``A x`` for a sparse matrix ``A`` of shape (m, n), given by its non-zeros
+    ``values[k] = A[rows[k], columns[k]]`` (any order; CSR order is the usual one), and a
+    1-D ``x`` of length n. Both directions are one ``np.bincount`` (a scatter-add):
+
+        (A x)_i     = Σ_{k : rows[k] = i}    values[k] · x[columns[k]],
+        d x_j       = Σ_{k : columns[k] = j} values[k] · d out[rows[k]]     (Aᵀ d out).
+
+    Training in a random subspace (:mod:`tinysparse.intrinsic`) builds the weights as
+    ``θ₀ + P v`` with a sparse random ``P``; the engine knows nothing of subspaces.
+    """
+
+    def forward(self, x, rows=None, columns=None, values=None, n_rows=0):
+        if x.ndim != 1:
+            raise ValueError(f"sparse_matvec: x must be 1-D, got shape {x.shape}")
+        self.rows, self.columns, self.values, self.n = rows, columns, values, x.shape[0]
+        out = np.bincount(rows, weights=values * x[columns], minlength=n_rows)
+        return out.astype(x.dtype, copy=False)
+
+    def backward(self, grad):
+        summed = np.bincount(self.columns, weights=self.values * grad[self.rows],
+                             minlength=self.n)
+        return (summed.astype(grad.dtype, copy=False),)
+
+
 # ---------------------------------------------------------------- functions
 def add(a, b) -> Tensor:
     """Elementwise ``a + b`` with broadcasting."""
@@ -368,6 +393,23 @@ def take(table, indices) -> Tensor:
         raise IndexError(f"take: indices must lie in [0, {size[0]}), found "
                          f"{indices.min()}..{indices.max()}")
     return Take.apply(table, indices=indices)
+
+
+def sparse_matvec(x, rows, columns, values, n_rows: int) -> Tensor:
+    """``A x`` for the sparse (n_rows, len(x)) matrix with non-zeros ``values`` at
+    (``rows``, ``columns``); the gradient of ``x`` is ``Aᵀ`` times the output's."""
+    rows, columns = np.asarray(rows), np.asarray(columns)
+    values = np.asarray(values)
+    if not rows.shape == columns.shape == values.shape or rows.ndim != 1:
+        raise ValueError(f"sparse_matvec: rows, columns and values must be 1-D and of one "
+                         f"length, got shapes {rows.shape}, {columns.shape}, {values.shape}")
+    if rows.dtype.kind not in "iu" or columns.dtype.kind not in "iu":
+        raise TypeError("sparse_matvec: rows and columns must be integers")
+    n = np.shape(x.data if isinstance(x, Tensor) else x)[-1]
+    if rows.size and (rows.min() < 0 or rows.max() >= n_rows or columns.min() < 0
+                      or columns.max() >= n):
+        raise IndexError(f"sparse_matvec: an index lies outside the ({n_rows}, {n}) matrix")
+    return SparseMatVec.apply(x, rows=rows, columns=columns, values=values, n_rows=n_rows)
 
 
 # ---------------------------------------------------------------- Tensor's operators

@@ -21,6 +21,7 @@ from tinysparse.cli import (
     decompress,
     demo,
     distill,
+    intrinsic,
     lottery,
     prune,
     sparsify,
@@ -33,7 +34,7 @@ from tinysparse.train import TrainingDiverged
 
 #: the subcommands, in the order ``--help`` lists them
 SUBCOMMANDS = (demo, train, prune, sparsify, lottery, distill, calibrate, attack, compress,
-               decompress, bench)
+               decompress, intrinsic, bench)
 
 
 def build_parser() -> OneLineParser:
