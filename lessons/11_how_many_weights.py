@@ -330,10 +330,11 @@ if not FAST:
 # (reached); the bisection tried 150 (0.822), 175 (0.827), both missed, and 187 (0.865):
 # **d_int90 = 187**, again the CLI's figure. The convolutional network needs about a
 # quarter of the fully connected one's dimensions. (The figure of about 290 for LeNet that
-# our design notes carry is not checked, so we do not set ours against it.) Li et al.'s **~750** for fully connected
-# networks on MNIST (checked (secondary)) is close to our 700, though they trained on 60,000
-# digits and we on 4,000, with one seed and one P per d: the accuracy at neighbouring d
-# scatters by about a point, so 700 against 750 is agreement, not a difference.
+# our design notes carry is not confirmed, so we do not set ours against it.) Li et al.'s
+# **~750** for fully connected networks on MNIST (checked (secondary)) is close to our 700,
+# though they trained on 60,000 digits and we on 4,000, with one seed and one P per d: the
+# accuracy at neighbouring d scatters by about a point (1,600 scored below 800), so 700
+# against 750 is agreement, not a difference.
 #
 # ## 4. How many weights does magnitude pruning keep at the same accuracy?
 #
@@ -472,7 +473,7 @@ paper_rows = [
     ["LeNet-300-100: d_int90", found300.d_int if found300.d_int else "not reached",
      "700 (20 ep., seed 0)", "~750, fully connected nets (Li et al.; checked (secondary))"],
     ["LeNet-5: d_int90", found5.d_int if found5 else "not run", "187 (20 ep., seed 0)",
-     "about 290 for LeNet: not checked, not quoted as a fact"],
+     "about 290 for LeNet: not confirmed, not compared"],
     ["LeNet-300-100: dense accuracy", dense300_accuracy, "0.953", "not quoted"],
     ["LeNet-300-100: weights kept by pruning at ≥ 90% of dense",
      min((k for k, a in pruned_at.values() if a >= 0.9 * dense300_accuracy), default="none"),
@@ -488,8 +489,8 @@ print("\nmnist-5k: 4,000 training digits (Li et al. and Han et al. used 60,000);
 #
 # * **Li et al. 2018**: about **750** for fully connected networks on MNIST is checked
 #   (secondary), from summaries of the paper, not the paper itself. The figure of about 290
-#   for LeNet that our design notes mention is **not** checked; we print it only as an
-#   unchecked report. Their networks trained on all 60,000 digits; ours on 4,000, with one
+#   for LeNet that our design notes mention is **not confirmed**; we print it only as an
+#   unconfirmed report. Their networks trained on all 60,000 digits; ours on 4,000, with one
 #   seed and one $P$ per d.
 # * **Han et al. 2015**: LeNet-300-100 at 12× fewer weights with 1.59% error after pruning
 #   and retraining (checked, lesson 02) — at full accuracy, not at 90% of it, so it keeps
@@ -587,8 +588,8 @@ print("Exercise (a): all checks passed")
 # `SparseProjection` (`rows`, `columns`, `values`, `shape`; `matvec` may be used). Use the
 # ordinary autograd of the model for $g$, then compute $P^\top g$ yourself. The checks
 # compare with the `Subspace`'s gradient on models and subspaces you do not know, while
-# `Subspace.forward`, `sparse_matvec` and `SparseProjection.rmatvec` / `to_dense` are
-# switched off.
+# `Subspace.forward`, the `sparse_matvec` op and `SparseProjection.rmatvec` / `to_dense`
+# are switched off.
 
 # %%
 # Exercise (b) — our solution. Try it yourself first!
@@ -624,6 +625,8 @@ for trial in range(3):
     reference.v.data = v.copy()
     ts.autograd.cross_entropy(reference(x), y).backward()
     with switched_off(Subspace, "forward"), switched_off(intrinsic, "sparse_matvec"), \
+            switched_off(ts.autograd, "sparse_matvec"), \
+            switched_off(ts.autograd.ops, "sparse_matvec", "SparseMatVec"), \
             switched_off(SparseProjection, "rmatvec", "to_dense"):
         mine = np.asarray(my_v_gradient(ts.prune.clone(model), reference.projection,
                                         v.copy(), x, y))
