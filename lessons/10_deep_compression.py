@@ -72,7 +72,8 @@ import numpy as np
 
 from tinysparse import compress
 from tinysparse.benchmarking import time_interleaved
-from tinysparse.compress import huffman, kmeans, relative_index
+from tinysparse.compress import format as file_format
+from tinysparse.compress import huffman, kmeans, relative_index, sharing
 from tinysparse.sparsify import group_lasso
 from tinysparse.tables import format_table
 
@@ -250,11 +251,16 @@ plt.show()
 squared_errors = []
 for init, clustering in clusterings.items():
     error = np.sum((fc1_kept - clustering.centroids[clustering.assignments]) ** 2)
+    members = np.bincount(clustering.assignments, minlength=SHOWN_K)
     squared_errors.append([init, clustering.iterations, error,
+                           int(np.sum(members < 0.01 * fc1_kept.size)),
                            np.abs(clustering.centroids).max(), np.abs(fc1_kept).max()])
 print(format_table(squared_errors, headers=["init", "iterations", "squared error",
+                                            "centroids with < 1% of the weights",
                                             "largest |centroid|", "largest |weight|"],
                    precision=4))
+print("with 3 centroids (2 bits), linear starts fc1's at",
+      np.round(kmeans.initial_centroids(fc1_kept, 3, "linear"), 3))
 
 # %% [markdown]
 # The pruned layer's weights have a hole in the middle — pruning removed the small ones —
@@ -264,8 +270,10 @@ print(format_table(squared_errors, headers=["init", "iterations", "squared error
 # few large weights matter more than their number suggests, and only linear keeps
 # centroids out there. The clustering's own objective, the squared error, prefers
 # density's solution (0.290 against linear's 0.466 in the table): linear keeps centroids
-# in the tails, where few weights pay for them. The question is what the *network*
-# prefers. At 2 and 3 bits (3 and 7 centroids), every layer shared with each
+# in the tails, where few weights pay for them, and also starts several in the hole that
+# pruning left, where some stay with almost no weights (4 of linear's 15 centroids end
+# with less than 1% of the weights each, 2 of density's and of random's). The question is
+# what the *network* prefers. At 2 and 3 bits (3 and 7 centroids), every layer shared with each
 # initialisation, before and after fine-tuning, for the three pruned networks of section 1:
 
 # %%
@@ -294,16 +302,20 @@ if not FAST:
     assert mean_after[2, "linear"] < min(mean_after[2, "density"], mean_after[2, "random"])
     assert max(mean_after[3, i] for i in INITS) - min(mean_after[3, i] for i in INITS) < 0.005
     assert [round(row[2], 3) for row in squared_errors] == [0.466, 0.290, 0.322]
+    assert [row[3] for row in squared_errors] == [4, 2, 2]
+    assert np.allclose(kmeans.initial_centroids(fc1_kept, 3, "linear"), [-0.356, -0.039, 0.278],
+                       atol=5e-4)
 
 # %% [markdown]
 # **Default mode:** here linear initialisation does *not* win. At 2 bits it is last, before
 # fine-tuning (0.883 on average over the three seeds, density 0.895, random 0.888) and
 # after it (0.911, density 0.921, random 0.916); at 3 bits the three end within 0.3 points
-# of each other after fine-tuning (0.937, 0.938, 0.940). With three centroids per layer,
-# spending two of them on the rare large weights leaves one for the bulk, and the bulk
-# wins. With more bits there are centroids to spare for the tails, and on our networks
-# from 3 bits on the choice hardly matters; the library keeps linear, the paper's choice,
-# as its default. (Differences of a point are 10 digits of 1,000: three seeds is few.)
+# of each other after fine-tuning (0.937, 0.938, 0.940). A plausible reading: with three
+# centroids, linear starts them at the two extremes and in the hole (for fc1: −0.356,
+# −0.039, 0.278), none in the humps where the weights are, and k-means moves them from a
+# worse start; with more bits there are centroids to spare, and from 3 bits on the choice
+# hardly matters on our networks. The library keeps linear, the paper's choice, as its
+# default. (Differences of a point are 10 digits of 1,000: three seeds is few.)
 #
 # ### 2.2 The codebook and the b-bit index
 #
@@ -635,6 +647,19 @@ print(format_table([[stage, a] for stage, a in lenet5_stages.items()],
 print(byte_table(lenet5_report))
 print(f"{time.perf_counter() - started:.0f} s")
 
+STAGES = {"dense": "dense float32", "csr": "CSR", "quantised": "quantised (fixed width)",
+          "huffman": "Huffman (the file)"}
+fig, ax = plt.subplots(figsize=(9, 3.6))
+for offset, (name, net_report) in zip((-0.2, 0.2), (("LeNet-300-100", report),
+                                                    ("LeNet-5", lenet5_report))):
+    sizes = [net_report.total[stage] for stage in STAGES]
+    bars = ax.bar(np.arange(len(STAGES)) + offset, sizes, width=0.4, label=name, log=True)
+    ax.bar_label(bars, [f"{size / 1000:,.1f} kB" for size in sizes], fontsize=8)
+ax.set(xticks=range(len(STAGES)), xticklabels=list(STAGES.values()), ylabel="bytes (log)",
+       title="the same network at each stage")
+ax.legend()
+plt.show()
+
 # %%
 if not FAST:
     assert list(lenet5_stages.values()) == [0.971, 0.960, 0.955, 0.958, 0.958]
@@ -752,8 +777,8 @@ if not FAST:
 # whose gradient $w_g / \lVert w_g \rVert_2$ pushes a whole group to zero at a constant
 # rate, however small it already is (an L2 penalty's push fades with the weights). Units
 # whose groups collapse are then *removed*, leaving a smaller dense network that needs no
-# sparse kernels. `sparsify.group_lasso.run` trains with the penalty (λ = 10 per training
-# example's share, λ/N), removes the units whose norm fell below 5% of their layer's
+# sparse kernels. `sparsify.group_lasso.run` trains with the penalty (λ = 10, divided by
+# the number of training examples N, as the other `sparsify` methods weigh theirs), removes the units whose norm fell below 5% of their layer's
 # largest, fine-tunes, and — with `compare_norm_removal` — trains the same initial network
 # plainly and removes as many units per layer by the L2 norm of their incoming weights
 # (Li et al.'s ranking, lesson 09), fine-tuned alike:
@@ -933,7 +958,7 @@ for trial in range(5):
     values = humps[np.abs(humps) > scale / 3]
     expected = kmeans.kmeans_1d(values, k, "linear")
     with switched_off(kmeans, "kmeans_1d", "initial_centroids", "nearest_centroid"), \
-            switched_off(compress, "kmeans_1d"):
+            switched_off(compress, "kmeans_1d"), switched_off(sharing, "kmeans_1d"):
         centroids, assignments = my_kmeans(values, k)
     assert np.allclose(centroids, expected.centroids, rtol=1e-10, atol=1e-12), (
         f"trial {trial} ({values.size} values, k = {k}): your centroids differ")
@@ -1020,7 +1045,8 @@ for trial in range(6):
     codes = rng.integers(1, 32, positions.size)
     gap_bits = int(rng.integers(1, 9))
     expected = relative_index.encode_positions(positions, codes, gap_bits)
-    with switched_off(relative_index, "encode_positions"):
+    with switched_off(relative_index, "encode_positions"), \
+            switched_off(file_format, "encode_positions"):
         gaps, entry_codes = (np.asarray(a) for a in my_relative_index(positions, codes,
                                                                       gap_bits))
     found, found_codes = relative_index.decode_positions(gaps, entry_codes, gap_bits, size)
