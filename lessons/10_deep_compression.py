@@ -422,15 +422,15 @@ if not FAST:
     assert [round(row[5]) for row in sweep] == [64, 57, 53, 48, 44]
 
 # %% [markdown]
-# **Default mode:** at 2 bits — three centroids per layer — k-means alone leaves 0.870,
-# and three epochs of fine-tuning bring it to 0.908: the centroids move to where the
-# network needs them, not where the weights were. From 3 bits on, k-means alone is within
-# a point of the pruned network (0.936 at 3 bits, 0.944–0.946 from 4), and fine-tuned
-# networks score 0.947–0.950 at every width, a little *above* the pruned network's 0.945
-# (three more epochs of training at a small rate, with fewer free values). The file shrinks
-# with the bits, but not in proportion: 64× at 2 bits, 48× at 5, 44× at 6, because the
-# positions (section 3.3), the biases and the header do not shrink. On this network 3 or 4
-# bits would do; 5 is the CLI's default.
+# **Default mode:** at 2 bits — three centroids per layer — k-means alone leaves 0.870, and
+# three epochs of fine-tuning bring it to 0.908: the centroids move to where the network
+# needs them, not where the weights were. From 3 bits on, k-means alone is within a point of
+# the pruned network (0.936 at 3 bits, 0.944–0.946 from 4), and fine-tuned networks score
+# 0.947–0.950 at every width, a little *above* the pruned network's 0.945 (perhaps just
+# three more epochs of training at a small rate: two to five digits of 1,000). The file
+# shrinks with the bits, but not in proportion: 64× at 2 bits, 48× at 5, 44× at 6, because
+# the positions (section 3.3), the biases and the header do not shrink. On this network 3 or
+# 4 bits would do; 5 is the CLI's default.
 #
 # ## 3. Huffman coding, by hand, then the library's
 #
@@ -497,11 +497,11 @@ print(f"fixed width {BITS} bits; Huffman {average:.3f} bits per entry on average
 
 # %% [markdown]
 # The most frequent symbol is 0, the **padding entries** of section 3.3 (29% of the
-# entries), and it gets a 2-bit word; the centroids in the humps get 4 bits, the rare ones
-# at the extremes up to 11. The average, **3.827 bits** per entry against 5, lies between
-# the entropy $H = -\sum_s p_s \log_2 p_s$ (**3.803 bits**) and $H + 1$ — the bound for
-# a code that gives every symbol a whole number of bits — and here it is within 0.03 bits
-# of $H$.
+# entries), and it gets a 2-bit word; the eight most used centroids get 4 bits, the rare
+# ones at the extremes up to 11 (the canonical code's counts per length, printed below). The
+# average, **3.827 bits** per entry against 5, lies between the entropy $H = -\sum_s p_s
+# \log_2 p_s$ (**3.803 bits**) and $H + 1$ — the bound for a code that gives every symbol a
+# whole number of bits — and here it is within 0.03 bits of $H$.
 #
 # No two Huffman trees need agree on every length when counts tie, but every Huffman code
 # has the same (smallest) total length. The library's `huffman.code_lengths` (the same
@@ -519,6 +519,7 @@ assert np.array_equal(huffman.decode(packed, code, stream.size), stream)
 assert entropy <= average < entropy + 1
 if not FAST:
     assert (round(average, 3), round(entropy, 3), words[0]) == (3.827, 3.803, "10")
+    assert code.counts[:4] == (0, 1, 0, 8) and code.max_length == 11
 print(f"canonical code: {code.counts} symbols of lengths 1..{code.max_length}")
 print(f"{stream.size:,} entries: {math.ceil(stream.size * BITS / 8):,} bytes at {BITS} bits, "
       f"{len(packed):,} bytes Huffman-coded ({n_bits:,} bits); decoded exactly")
@@ -670,9 +671,8 @@ if not FAST:
 # 0.958 (and decoded the same), and its file is **27.1× smaller** (246,824 → 9,101 bytes). A
 # smaller ratio than LeNet-300-100's, for two reasons visible in the table: it was pruned
 # less (90%), and a network this small has fixed costs that weigh more — the header alone
-# (537 bytes, the architecture has five layers and their shapes) is 6% of the file, and
-# conv1's 150 weights become 253 bytes, 2.5×, because its codebook of 32 float32 values
-# is almost as large as its weights.
+# (537 bytes) is 6% of the file, and conv1's 150 weights and 6 biases become 253 bytes,
+# only 2.5×, half of them its codebook of 32 float32 values (128 bytes).
 #
 # **Beside Han et al.** Deep Compression's Table 1 reports LeNet-300-100 going from 1,070
 # KB to 27 KB (**40×**, error 1.64% → 1.58%) and LeNet-5 from 1,720 KB to 44 KB (**39×**,
@@ -683,8 +683,8 @@ if not FAST:
 # below. A likely reason, not measured here: most of Caffe's LeNet-5 is one fully connected
 # layer of 400,000 weights (800 → 500), which prunes and shares like LeNet-300-100's fc1,
 # while ours spreads its 61,706 parameters over five layers with the fixed costs above.
-# Measured with the CLI (`tinysparse compress --bits 5`, README, a LeNet-5 trained for
-# fewer epochs): LeNet-5 pruned to 90%, 9,116 bytes (27×) at 0.951, 0.953 fine-tuned.
+# Measured with the CLI (`tinysparse compress --bits 5`, README, a LeNet-5 the CLI trained
+# to 0.954): pruned to 90%, 9,116 bytes (27×) at 0.951, 0.953 fine-tuned.
 #
 # ## 5. Soft weight-sharing
 #
@@ -749,7 +749,7 @@ if not FAST:
     assert 0.16 < np.median(sigmas) < 0.18 and near_zero < 0.5
 
 # %% [markdown]
-# **Default mode:** after four epochs the network scores 0.954 (as before), and the prior
+# **Default mode:** after four epochs the network scores 0.954 (dense: 0.953), and the prior
 # has started to act — the share of weights within 0.01 of zero rose from 14.9% to 41.1% —
 # but the components are still wide: their median σ is 0.170 (from 0.25), more than twice
 # the 0.074 between neighbouring means, so they overlap and the zero component, with
@@ -778,10 +778,11 @@ if not FAST:
 # rate, however small it already is (an L2 penalty's push fades with the weights). Units
 # whose groups collapse are then *removed*, leaving a smaller dense network that needs no
 # sparse kernels. `sparsify.group_lasso.run` trains with the penalty (λ = 10, divided by
-# the number of training examples N, as the other `sparsify` methods weigh theirs), removes the units whose norm fell below 5% of their layer's
-# largest, fine-tunes, and — with `compare_norm_removal` — trains the same initial network
-# plainly and removes as many units per layer by the L2 norm of their incoming weights
-# (Li et al.'s ranking, lesson 09), fine-tuned alike:
+# the number of training examples N, as the other `sparsify` methods weigh theirs),
+# removes the units whose norm fell below 5% of their layer's largest, fine-tunes, and —
+# with `compare_norm_removal` — trains the same initial network plainly and removes as
+# many units per layer by the L2 norm of their incoming weights (the ranking of [Li et al.
+# 2017](REFERENCES.md#pruning-filters--li-et-al-2017), lesson 09), fine-tuned alike:
 
 # %%
 started = time.perf_counter()
@@ -860,18 +861,19 @@ print(plans["pruned 95% per layer"])
 # These timings come from one process on a shared machine and are printed, never asserted:
 # rerun the cell and they move. In the run this text was written from, the dense plan took
 # 16.6 µs, the globally pruned network's 9.5 µs (0.57×; the decoded one the same), the 95%
-# per-layer plan 5.4 µs (0.32×) and the shrunk group-lasso network's 9.8 µs (0.59×). The place for real figures is the benchmark, `python
-# benchmarks/inference.py` (interleaved, three runs, PyTorch beside us, one thread and
-# the default). **Measured with the benchmark** (README, one image, one thread, a loaded
-# 2-vCPU VM): LeNet-300-100's dense plan 19.2 µs, its 95% sparse plan **5.6 µs** (0.29× the
-# dense plan), with 50% and 75% of the units removed 14.5 and 11.3 µs; through `model(x)`
-# the same networks take 36.0, 41.8, 27.4 and 24.9 µs — the sparse one *slower* than dense
-# there — and PyTorch's dense forward on one thread 43.1 µs. Issue 18 asked for 0.25×; the
-# benchmark's 0.29× is the honest figure, and the README says what bounds it. Unstructured
-# sparsity pays most when each layer is sparse enough for the sparse kernels: our globally
-# pruned network keeps fc2 (80% sparse, just short of the switch) and fc3 as masked dense
-# products, and its plan is slower than the per-layer one. The shrunk network needs no
-# sparse kernel at all: a fifth of the parameters, about the globally pruned plan's time.
+# per-layer plan 5.4 µs (0.32×) and the shrunk group-lasso network's 9.8 µs (0.59×). The
+# place for real figures is the benchmark, `python benchmarks/inference.py` (interleaved,
+# three runs, PyTorch beside us, one thread and the default). **Measured with the
+# benchmark** (README, one image, one thread, a loaded 2-vCPU VM): LeNet-300-100's dense
+# plan 19.2 µs, its 95% sparse plan **5.6 µs** (0.29× the dense plan), with 50% and 75% of
+# the units removed 14.5 and 11.3 µs; through `model(x)` the same networks take 36.0, 41.8,
+# 27.4 and 24.9 µs — the sparse one *slower* than dense there — and PyTorch's dense forward
+# on one thread 43.1 µs. Issue 18 asked for 0.25×; the benchmark's 0.29× is the honest
+# figure, and the README says what bounds it. Unstructured sparsity pays most when each
+# layer is sparse enough for the sparse kernels: our globally pruned network keeps fc2 (80%
+# sparse, just short of the switch) and fc3 as masked dense products, and its plan is slower
+# than the per-layer one. The shrunk network needs no sparse kernel at all: a fifth of the
+# parameters, about the globally pruned plan's time.
 #
 # ## 8. The papers' numbers beside ours
 #
@@ -885,9 +887,9 @@ print(plans["pruned 95% per layer"])
 # | group lasso | AlexNet convolutions 5.1× faster on CPU, 3.1× on GPU (Wen et al. 2016; checked, abstract) | LeNet-300-100 to 63 and 68 hidden units (20% of the parameters) at 0.946 after fine-tuning; norm removal at the same size 0.942 |
 #
 # The ratios agree in order of magnitude, and neither side's number is the "true" one:
-# they depend on how far each network was pruned, on the bits, on what the file counts
-# (Han et al.'s sizes include the codebooks; ours include also the header and the biases),
-# and on the data (60,000 digits against our 4,000).
+# they depend on how far each network was pruned, on the bits, on what each file counts
+# (ours: everything, header and biases included), and on the data (60,000 digits against
+# our 4,000).
 
 # %% [markdown]
 # ## 9. Exercises
