@@ -1090,8 +1090,8 @@ print(f"Sparse VD, KL weight 1: {kept_weights:,} of 266,200 weights kept; the we
 # bits, 2.2 bits per kept weight, against 32 bits per weight for the dense float32 network
 # (8.5 million bits). Read with the caution above (only differences of cost mean anything),
 # this says that the kept weights carry about two bits of information each: a hint that
-# they could be stored with a few bits rather than 32, which is what weight sharing (lesson
-# 10, in preparation) does.
+# they could be stored with a few bits rather than 32, which is what weight sharing
+# ([lesson 10](10_deep_compression.ipynb)) does.
 #
 # The other methods of this lesson fit the same picture with cruder codes. Dropout and
 # DropConnect add fixed noise to units or weights: they make the network's message robust
