@@ -2,7 +2,10 @@
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -18,7 +21,23 @@ def optional_packages_missing(block: str) -> list[str]:
             if re.search(rf"\b{package}\b", block) and importlib.util.find_spec(package) is None]
 
 
-def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def torch_defaults():
+    """PyTorch's default dtype as a reader's fresh process has it (float32), whatever an
+    earlier test of this process set (the ``torch`` fixture sets float64)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(default)
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch, capsys, torch_defaults):
     monkeypatch.chdir(tmp_path)
     blocks = python_blocks()
     assert blocks
