@@ -5,12 +5,20 @@
 * Under pytest-xdist every worker uses one BLAS/OpenMP thread.
 * ``torch`` is an oracle only: tests that need it use the ``torch`` fixture, which skips
   cleanly where PyTorch is not installed (CI installs it).
+* Tests marked ``full`` (every lesson in its default, full mode: hours on 2 cores) run
+  only when the ``-m`` expression names them (``python -m pytest -m full``); any other
+  run, the README's and CI's included, deselects them.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import platform
+import re
 import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +64,55 @@ def mnist5k():
     from tinysparse.data import mnist_5k
 
     return mnist_5k()
+
+
+# ---------------------------------------------------------------- full mode (-m full)
+def _full_mode_selected(config: pytest.Config) -> bool:
+    """Whether the ``-m`` expression names the ``full`` marker (``-m full``,
+    ``-m "full and not slow"``, ...): only then do the full-mode tests run."""
+    return re.search(r"\bfull\b", config.getoption("markexpr") or "") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _full_mode_selected(config):
+        return  # -m itself selects (or, with "not full", deselects) them
+    deselected = [item for item in items if item.get_closest_marker("full")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("full")]
+
+
+FULL_MODE_TIMES = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def full_mode_times(request, tmp_path_factory):
+    """``record(lesson, seconds, passed)``: keeps a full-mode lesson's wall time in a JSON
+    file, rewritten after each lesson (``$TINYSPARSE_FULL_TIMES``, else
+    ``full-mode-times.json`` in pytest's temporary directory); the summary at the end of
+    the run lists the times and the file."""
+    given = os.environ.get("TINYSPARSE_FULL_TIMES")
+    path = Path(given) if given else tmp_path_factory.mktemp("full-mode") / "full-mode-times.json"
+    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                          "python": platform.python_version()},
+              "started": time.strftime("%Y-%m-%d %H:%M:%S"), "lessons": {}}
+    request.config.stash[FULL_MODE_TIMES] = {"path": path, "report": report}
+
+    def record(lesson: str, seconds: float, passed: bool) -> None:
+        report["lessons"][lesson] = {"seconds": round(seconds, 1), "passed": passed}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"{lesson}: {seconds:.1f} s in full mode ({'passed' if passed else 'failed'})")
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    times = config.stash.get(FULL_MODE_TIMES, None)
+    if not times or not times["report"]["lessons"]:
+        return
+    terminalreporter.section("full-mode lesson times")
+    for lesson, entry in times["report"]["lessons"].items():
+        terminalreporter.write_line(f"{lesson:40} {entry['seconds']:9.1f} s  "
+                                    f"{'passed' if entry['passed'] else 'FAILED'}")
+    terminalreporter.write_line(f"written to {times['path']}")

@@ -94,6 +94,27 @@ def test_no_import_cycle_in_tinysparse():
     assert cycle is None, "import circle: " + " -> ".join(cycle)
 
 
+def external_imports_of(name: str) -> set[str]:
+    """The top-level packages outside tinysparse that module ``name`` imports (lazy
+    imports too, ``TYPE_CHECKING`` blocks included: a type hint must not need torch)."""
+    path = MODULES[name]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found - {"tinysparse"}
+
+
+def test_tinysparse_never_imports_torch():
+    """PyTorch is a test oracle only; the bridge to it (tinysparse/export.py) reads and
+    writes safetensors files with NumPy."""
+    assert "safetensors" in external_imports_of("tinysparse.export")
+    importers = sorted(name for name in MODULES if "torch" in external_imports_of(name))
+    assert not importers, f"these modules import torch: {importers}"
+
+
 # ---------------------------------------------------------------- reading changes nothing
 def read_everything(model) -> int:
     """Read every public attribute (properties included) of every layer and parameter,

@@ -1,9 +1,15 @@
 """Every lesson notebook runs top to bottom (in fast mode), is committed without outputs,
 and equals its paired percent-format source (``lessons/NN_name.py``, see
-``lessons/jupytext.toml``)."""
+``lessons/jupytext.toml``).
+
+``python -m pytest -m full`` also runs every lesson in its default (full) mode, where the
+checks behind ``if not FAST:`` run, and records each lesson's wall time (see
+``full_mode_times`` in conftest.py). The default run and CI leave those tests out.
+"""
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -51,17 +57,43 @@ def test_notebook_is_committed_without_outputs(path):
                 f"(jupyter nbconvert --clear-output --inplace {path.name})")
 
 
+def _execute(path: Path, timeout: int) -> None:
+    """Run the notebook top to bottom in a fresh kernel (``timeout`` seconds per cell),
+    in the lessons' folder, with this process's environment."""
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3",
+        resources={"metadata": {"path": str(LESSONS)}},
+    )
+    client.execute(env=dict(os.environ))
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_in_fast_mode(path, monkeypatch):
     monkeypatch.setenv("TINYSPARSE_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(
-        notebook, timeout=600, kernel_name="python3",
-        resources={"metadata": {"path": str(LESSONS)}},
-    )
-    client.execute(env=dict(os.environ))
+    _execute(path, timeout=600)
+
+
+#: a cell of a lesson in full mode may train for a long time on 2 cores
+FULL_MODE_CELL_TIMEOUT = 3 * 3600
+
+
+@pytest.mark.full
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom_in_full_mode(path, monkeypatch, full_mode_times):
+    """The lesson as a reader runs it (TINYSPARSE_FAST unset): its ``if not FAST:``
+    checks of the papers' claims run too. Only with ``-m full``; the time is recorded."""
+    monkeypatch.delenv("TINYSPARSE_FAST", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    start, passed = time.perf_counter(), False
+    try:
+        _execute(path, timeout=FULL_MODE_CELL_TIMEOUT)
+        passed = True
+    finally:
+        full_mode_times(path.stem, time.perf_counter() - start, passed)
 
 
 def _anchor(heading: str) -> str:

@@ -39,6 +39,7 @@ from tinysparse import (  # noqa: E402
 )
 from tinysparse.autograd import Tensor, gradcheck, no_grad  # noqa: E402
 from tinysparse.data import load_dataset  # noqa: E402
+from tinysparse.export import export_safetensors, import_safetensors  # noqa: E402
 from tinysparse.inference import InferenceModel, compile_inference  # noqa: E402
 from tinysparse.io import load, save  # noqa: E402
 from tinysparse.nn import build_model  # noqa: E402
@@ -58,7 +59,7 @@ def __getattr__(name: str):
 __all__ = [
     "History", "InferenceModel", "Tensor", "TrainingDiverged", "autograd", "build_model",
     "calibration", "compile_inference", "compress", "data", "distill", "inference",
-    "evaluate",
-    "fit", "gradcheck", "kernels", "load", "load_dataset", "metrics", "nn", "no_grad", "optim",
-    "prune", "save", "sparse",
+    "evaluate", "export_safetensors",
+    "fit", "gradcheck", "import_safetensors", "kernels", "load", "load_dataset", "metrics", "nn",
+    "no_grad", "optim", "prune", "save", "sparse",
 ]
