@@ -45,7 +45,7 @@ import numpy as np
 from tinysparse.autograd import Tensor, conv2d, linear, take
 from tinysparse.compress.kmeans import INITIALISATIONS, kmeans_1d
 from tinysparse.nn.layers import Conv2d, Linear
-from tinysparse.nn.module import Module, Parameter, replace_layers
+from tinysparse.nn.module import Module, Parameter, copy_bias_name_and_mode, replace_layers
 from tinysparse.nn.sparse_layers import SparseConv2d, SparseLayer, SparseLinear
 from tinysparse.sparse import Mask, sparse_conv2d, sparse_linear, structure_of
 
@@ -224,7 +224,7 @@ class SharedLayer(Module, abstract=True):
         shared = cls(**layer.constructor_args(), codebook=codebook.astype(layer.dtype),
                      assignments=assignments, mask=mask,
                      sparse_kernels=isinstance(layer, SparseLayer), dtype=layer.dtype)
-        _copy_bias_name_and_mode(layer, shared)
+        copy_bias_name_and_mode(layer, shared)
         return shared
 
     def to_plain(self) -> Module:
@@ -234,7 +234,7 @@ class SharedLayer(Module, abstract=True):
         layer.weight.data = self.dense_weight()
         if self.mask is not None:
             layer.set_mask("weight", self.mask)
-        _copy_bias_name_and_mode(self, layer)
+        copy_bias_name_and_mode(self, layer)
         if self.sparse_kernels:
             layer = self.sparse_type.from_dense(layer)
         return layer
@@ -252,16 +252,6 @@ def check_no_weight_noise(layer: Module) -> None:
                          f"({type(layer.weight_noise).__name__}); weight sharing fine-tunes "
                          f"without one: remove it first "
                          f"(tinysparse.nn.set_weight_noise(model, {{name: None}}))")
-
-
-def _copy_bias_name_and_mode(source: Module, target: Module) -> None:
-    """Give ``target`` the bias of ``source`` (and its mask), its name and training mode."""
-    if source.bias is not None:
-        target.bias.data = source.bias.data.astype(target.bias.dtype, copy=True)
-        if "bias" in source._masks:
-            target.set_mask("bias", source._masks["bias"])
-    object.__setattr__(target, "name", source.name)
-    target.train(source.training)
 
 
 class SharedLinear(SharedLayer, abstract=True):

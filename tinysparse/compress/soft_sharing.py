@@ -59,7 +59,7 @@ import numpy as np
 
 from tinysparse.autograd import Tensor, cross_entropy, log, log_softmax, reshape, take
 from tinysparse.compress.sharing import SHARED_TWINS, check_shareable
-from tinysparse.nn.module import Module, Parameter, replace_layers
+from tinysparse.nn.module import Module, Parameter, copy_bias_name_and_mode, replace_layers
 from tinysparse.nn.sparse_layers import SparseLayer
 from tinysparse.optim import Adam
 from tinysparse.sparse import Mask, density_threshold
@@ -334,12 +334,7 @@ def quantise_to_prior(model: Module, prior: MixturePrior, merge_threshold: float
             **layer.constructor_args(), codebook=codebook.astype(layer.dtype),
             assignments=codes[keep], mask=new_mask,
             sparse_kernels=new_mask.density <= density_threshold(), dtype=layer.dtype)
-        if layer.bias is not None:
-            shared.bias.data = layer.bias.data.copy()
-            if "bias" in layer._masks:
-                shared.set_mask("bias", layer._masks["bias"])
-        object.__setattr__(shared, "name", layer.name)
-        shared.train(layer.training)
+        copy_bias_name_and_mode(layer, shared)
         return shared
 
     return replace_layers(model, twin)

@@ -57,6 +57,7 @@ from tinysparse.nn.module import (
     Module,
     Parameter,
     SpecArgument,
+    copy_bias_name_and_mode,
     one_of,
     replace_layers,
 )
@@ -169,10 +170,7 @@ class L0Layer(Module, abstract=True):
         twin = cls(**layer.constructor_args(), gates=gates,
                    initial_drop_rate=initial_drop_rate, seed=seed, dtype=layer.dtype)
         twin.weight.data = layer.weight.data.copy()
-        if layer.bias is not None:
-            twin.bias.data = layer.bias.data.copy()
-        object.__setattr__(twin, "name", layer.name)
-        twin.train(layer.training)
+        copy_bias_name_and_mode(layer, twin)
         return twin
 
     def to_layer(self) -> Module:

@@ -521,6 +521,18 @@ def _check_spec_args(cls: type[Module], args: Any, where: str) -> None:
                              f"{short_repr(args[name])}")
 
 
+def copy_bias_name_and_mode(source: Module, target: Module) -> None:
+    """Give ``target``, a layer built to replace ``source`` (its sparse, shared, variational
+    or gated twin, or the ordinary layer back), the bias of ``source`` (with its mask, if
+    any), its name and its training mode."""
+    if source.bias is not None:
+        target.bias.data = source.bias.data.astype(target.bias.dtype, copy=True)
+        if "bias" in source._masks:
+            target.set_mask("bias", source._masks["bias"])
+    object.__setattr__(target, "name", source.name)
+    target.train(source.training)
+
+
 def replace_layers(model: Module, replacement: Callable[[Module], Module | None]) -> Module:
     """Replace every layer for which ``replacement(layer)`` gives a new one, in its parent
     (in place, keeping its place and name); returns the model, or its replacement when the

@@ -34,7 +34,7 @@ import numpy as np
 from tinysparse.autograd import Tensor, dropout, get_default_dtype
 from tinysparse.nn.dropout import WeightNoise, weight_noise_from
 from tinysparse.nn.layers import Conv2d, Linear, weight_noise_args
-from tinysparse.nn.module import Module, Parameter, clone, replace_layers
+from tinysparse.nn.module import Module, Parameter, clone, copy_bias_name_and_mode, replace_layers
 from tinysparse.sparse import (
     Mask,
     density_threshold,
@@ -164,12 +164,7 @@ def _copy_bias_and_mode(source: Module, target: Module) -> None:
     """Give ``target`` the bias (and its mask), name, training mode and weight noise of
     ``source`` (the noise object itself: its generator goes on where it was)."""
     target.weight_noise = source.weight_noise
-    if source.bias is not None:
-        target.bias.data = source.bias.data.copy()
-        if "bias" in source._masks:
-            target.set_mask("bias", source._masks["bias"])
-    object.__setattr__(target, "name", source.name)
-    target.train(source.training)
+    copy_bias_name_and_mode(source, target)
 
 
 class SparseLinear(SparseLayer):

@@ -54,6 +54,7 @@ from tinysparse.nn.module import (
     Module,
     Parameter,
     SpecArgument,
+    copy_bias_name_and_mode,
     replace_layers,
 )
 from tinysparse.nn.sparse_layers import SparseLayer
@@ -140,10 +141,7 @@ class VariationalLayer(Module, abstract=True):
         twin = cls(**layer.constructor_args(), threshold=threshold, seed=seed,
                    log_sigma2=log_sigma2, dtype=layer.dtype)
         twin.theta.data = layer.weight.data.copy()
-        if layer.bias is not None:
-            twin.bias.data = layer.bias.data.copy()
-        object.__setattr__(twin, "name", layer.name)
-        twin.train(layer.training)
+        copy_bias_name_and_mode(layer, twin)
         return twin
 
     def to_layer(self) -> Module:
@@ -153,10 +151,7 @@ class VariationalLayer(Module, abstract=True):
                 if k not in ("threshold", "seed")}
         layer = self.dense_type(**args, dtype=self.dtype)
         layer.weight.data = self.theta.data.copy()
-        if self.bias is not None:
-            layer.bias.data = self.bias.data.copy()
-        object.__setattr__(layer, "name", self.name)
-        layer.train(self.training)
+        copy_bias_name_and_mode(self, layer)
         return layer
 
 
