@@ -39,6 +39,7 @@ from tinysparse.benchmarking import (  # noqa: E402
     print_records,
     ratio_table,
     time_interleaved,
+    torch_available,
 )
 
 BATCH, LR = 64, 1e-3
@@ -98,13 +99,6 @@ def torch_epoch(x, y, weights, dropout: bool):
 
     return epoch
 
-
-def torch_available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @contextlib.contextmanager

@@ -49,6 +49,7 @@ from tinysparse.benchmarking import (  # noqa: E402
     make_records,
     print_records,
     time_interleaved,
+    torch_available,
 )
 from tinysparse.inference import compile_inference  # noqa: E402
 from tinysparse.prune import prune, shrink, structured_prune  # noqa: E402
@@ -88,14 +89,6 @@ def planned(model, x):
 
 
 # ---------------------------------------------------------------- PyTorch
-def torch_available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def torch_dense(name: str, model, x):
     """The dense network in PyTorch with ``model``'s weights."""
     import torch

@@ -42,6 +42,7 @@ from tinysparse.benchmarking import (  # noqa: E402
     print_records,
     ratio_table,
     time_interleaved,
+    torch_available,
 )
 from tinysparse.tables import format_table  # noqa: E402
 
@@ -203,14 +204,6 @@ def torch_step(model_name, weights, x, y, optimizer="sgd"):
         optimizer.step()
 
     return step
-
-
-def torch_available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- pruned networks

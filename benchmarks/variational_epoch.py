@@ -49,6 +49,7 @@ from tinysparse.benchmarking import (  # noqa: E402
     print_records,
     ratio_table,
     time_interleaved,
+    torch_available,
 )
 from tinysparse.nn import to_variational, variational_kl  # noqa: E402
 
@@ -145,14 +146,6 @@ def torch_epoch(model, x, y, variational: bool, seed: int = 0):
             optimizer.step()
 
     return epoch
-
-
-def torch_available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- main

@@ -16,6 +16,7 @@ Rules the benchmarks in ``benchmarks/`` follow:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import platform
 import statistics
@@ -24,6 +25,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tinysparse.tables import format_table
+
+
+def torch_available() -> bool:
+    """Whether PyTorch is installed (the benchmarks compare against it when it is); found
+    without importing it, since tinysparse never imports torch."""
+    return importlib.util.find_spec("torch") is not None
 
 
 def time_interleaved(
