@@ -92,6 +92,7 @@ import tinysparse.plot  # the figures: not loaded by `import tinysparse` (they n
 from tinysparse import calibration as cal
 from tinysparse import distill
 from tinysparse.data import held_out_indices, split_by_class
+from tinysparse.exercises import switched_off
 from tinysparse.sparsify import variational
 from tinysparse.tables import format_table
 from tinysparse.train import record_validation
@@ -1285,24 +1286,6 @@ def my_ece(probabilities, labels, bins=15):
 
 # %%
 # Checks for exercise (a) (no need to edit)
-@contextlib.contextmanager
-def switched_off(module, *names):
-    """While the block runs, `module.<name>` raises for each name: the checks test your
-    code, not the library's."""
-    saved = {name: getattr(module, name) for name in names}
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError(f"write it yourself: {', '.join(names)} are switched off here")
-
-    for name in names:
-        setattr(module, name, refuse)
-    try:
-        yield
-    finally:
-        for name, function in saved.items():
-            setattr(module, name, function)
-
-
 rng = np.random.default_rng(2024)
 for trial in range(6):
     n, k, bins = rng.integers(50, 3000), rng.integers(2, 12), int(rng.integers(1, 25))

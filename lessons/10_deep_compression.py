@@ -74,6 +74,7 @@ from tinysparse import compress
 from tinysparse.benchmarking import time_interleaved
 from tinysparse.compress import format as file_format
 from tinysparse.compress import huffman, kmeans, relative_index, sharing
+from tinysparse.exercises import switched_off
 from tinysparse.sparsify import group_lasso
 from tinysparse.tables import format_table
 
@@ -934,24 +935,6 @@ def my_kmeans(values, k, max_iterations=100):
 
 # %%
 # Checks for exercise (a) (no need to edit)
-@contextlib.contextmanager
-def switched_off(module, *names):
-    """While the block runs, `module.<name>` raises for each name: the checks test your
-    code, not the library's."""
-    saved = {name: getattr(module, name) for name in names}
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError(f"write it yourself: {', '.join(names)} are switched off here")
-
-    for name in names:
-        setattr(module, name, refuse)
-    try:
-        yield
-    finally:
-        for name, function in saved.items():
-            setattr(module, name, function)
-
-
 rng = np.random.default_rng(2016)
 for trial in range(5):
     n, k = int(rng.integers(200, 5000)), int(rng.integers(2, 40))

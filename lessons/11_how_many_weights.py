@@ -502,26 +502,10 @@ print("\nmnist-5k: 4,000 training digits (Li et al. and Han et al. used 60,000);
 # Each exercise has a cell with **our solution, already filled in — try it yourself first**
 # (clear the cell and write your own), and a cell of checks that needs no editing. While
 # your function runs, the checks **switch off** the library functions that would answer
-# the exercise for you.
+# the exercise for you (`tinysparse.exercises.switched_off`).
 
 # %%
-@contextlib.contextmanager
-def switched_off(owner, *names):
-    """While the block runs, `owner.<name>` raises for each name: the checks test your code,
-    not the library's."""
-    saved = {name: owner.__dict__[name] for name in names}
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError(f"write it yourself: {', '.join(names)} are switched off here")
-
-    for name in names:
-        setattr(owner, name, refuse)
-    try:
-        yield
-    finally:
-        for name, function in saved.items():
-            setattr(owner, name, function)
-
+from tinysparse.exercises import switched_off
 
 # %% [markdown]
 # ### Exercise (a) — a very sparse random projection
