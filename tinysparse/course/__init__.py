@@ -1,0 +1,10 @@
+"""The course kit: student editions of the lessons and their grading (grading.py).
+
+Nothing heavy is imported here: ``tinysparse.cli`` reads :data:`LESSONS` on every call,
+while nbgrader and Jupyter are needed only by the commands that use them.
+"""
+
+from pathlib import Path
+
+#: the committed lessons (instructor editions: solutions and hidden tests included)
+LESSONS = Path(__file__).resolve().parent.parent.parent / "lessons"
