@@ -26,8 +26,11 @@ def test_there_are_lessons():
     assert NOTEBOOKS, f"no notebooks found in {LESSONS}"
 
 
-def _cells(notebook) -> list[tuple[str, str]]:
-    return [(cell.cell_type, cell.source) for cell in notebook.cells]
+def _cells(notebook) -> list[tuple[str, str, dict]]:
+    """Each cell's type, source and nbgrader marks (the exercises' grading, see
+    tinysparse/course/grading.py): all three must survive the round trip."""
+    return [(cell.cell_type, cell.source, cell.metadata.get("nbgrader", {}))
+            for cell in notebook.cells]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
