@@ -658,8 +658,8 @@ check_cross_entropy_gradient(hidden_rng.standard_normal((8, 5)), np.full(8, 2), 
 # **Target:** all four bugs caught, no false alarm on the four correct ops, and at most
 # **250 evaluations** of the ops in total (finite differences cost two per input element:
 # section 5). The same target holds in fast mode. Temperature 1, one example, inputs of
-# size $10^{-3}$ and $\varepsilon = 10^{-1}$ catch one bug and raise three false alarms;
-# section 7's inputs, five examples, cost too much. The check counts; it never times.
+# size $10^{-3}$ and $\varepsilon = 10^{-1}$ raise three false alarms and miss the broadcast
+# bug; section 7's inputs, five examples, cost too much. The check counts; it never times.
 
 # %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
 check_config = {"temperature": None, "batch": None, "scale": None, "eps": None}  # yours
