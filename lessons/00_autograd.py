@@ -15,7 +15,8 @@
 # 3. write a finite-difference gradient yourself and find out, on a log–log plot, why the
 #    step $\varepsilon$ must be neither too large nor too small;
 # 4. check ops with `tinysparse.gradcheck`, and watch it catch a wrong backward pass;
-# 5. do two exercises that check themselves.
+# 5. do two exercises that check themselves, and a design task with a target: the cheapest
+#    gradient check that catches four bugs.
 #
 # You need the chain rule, partial derivatives and NumPy. The notebook runs in a few
 # seconds; `TINYSPARSE_FAST=1` (what the tests use) only thins out one sweep.
@@ -30,6 +31,7 @@ import tinysparse as ts  # first: it tells the BLAS threads how to wait, before 
 import matplotlib.pyplot as plt
 import numpy as np
 
+import tinysparse.exercises  # the exercises' checks
 from tinysparse import Tensor
 from tinysparse.autograd import nn_ops, ops
 from tinysparse.tables import format_table
@@ -486,7 +488,16 @@ else:
 
 
 # %% [markdown]
-# ## Exercise 1 — write an op: softplus
+# ## Exercises
+#
+# Two exercises and a design task. The cells you fill in hold **our solution, between two
+# marker comments, so that the notebook runs top to bottom — try it yourself first**. In the
+# student edition (`tinysparse course release DIR`) they read `# YOUR CODE HERE`; the cell
+# after each one checks your answer, first on the inputs you see, then on inputs this text
+# never shows (hidden tests, added back when a teacher grades the notebook with
+# `tinysparse course grade NOTEBOOK`).
+#
+# ### Exercise 1 — write an op: softplus
 #
 # $\operatorname{softplus}(x) = \log(1 + e^{x})$ is a smooth ReLU. Its derivative is
 #
@@ -499,43 +510,61 @@ else:
 # * `forward(self, x)`: return $\log(1 + e^x)$ for a NumPy array `x`, **without overflow**
 #   for large $x$ (`np.exp(1000)` is `inf`; look at `np.logaddexp`), and save what the
 #   backward pass needs;
-# * `backward(self, grad)`: return a one-element tuple, `grad` times the derivative.
-#
-# The cell below holds **our solution, so that the notebook runs top to bottom — try it
-# yourself first** (delete the body and write your own), then run the check after it.
+# * `backward(self, grad)`: return a one-element tuple, `grad` times the derivative —
+#   without overflow either, at $x = \pm 1000$.
 
-# %%
-# Exercise 1 — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Softplus(ts.autograd.Function):
     def forward(self, x):
+        ### BEGIN SOLUTION
         self.x = x
         return np.logaddexp(0, x)  # log(e^0 + e^x), computed without overflow
+        ### END SOLUTION
 
     def backward(self, grad):
+        ### BEGIN SOLUTION
         sigmoid = 0.5 * (np.tanh(0.5 * self.x) + 1)  # σ(x) = 1 / (1 + e^-x), overflow-free
         return (grad * sigmoid,)
+        ### END SOLUTION
 
 
 def softplus(x):
     return Softplus.apply(x)
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Checks for exercise 1 (no need to edit)
-x = 3 * rng.standard_normal((4, 5))
-assert ts.gradcheck(softplus, [x]), "the backward pass disagrees with finite differences"
+def check_softplus(x):
+    """gradcheck, and the gradient against σ(x), of your op at ``x`` (no overflow allowed)."""
+    assert ts.gradcheck(softplus, [x]), "the backward pass disagrees with finite differences"
+    t = Tensor(x, dtype=np.float64, requires_grad=True)
+    with np.errstate(over="raise", invalid="raise"):  # an overflow is an error here
+        softplus(t).sum().backward()
+    assert np.allclose(t.grad, ts.autograd.sigmoid(Tensor(x, dtype=np.float64)).data), (
+        "d softplus/dx is sigmoid(x)")
 
-with np.errstate(over="raise", invalid="raise"):  # an overflow is an error here
+
+check_softplus(3 * rng.standard_normal((4, 5)))
+with np.errstate(over="raise", invalid="raise"):
     extremes = softplus(Tensor(np.array([-1000.0, 0.0, 1000.0]))).data
 assert np.allclose(extremes, [0.0, np.log(2), 1000.0]), f"forward at -1000, 0, 1000: {extremes}"
-
-t = Tensor(x, requires_grad=True)
-softplus(t).sum().backward()
-assert np.allclose(t.grad, ts.autograd.sigmoid(Tensor(x)).data), "d softplus/dx is sigmoid(x)"
-print("Exercise 1: all checks passed")
+print("Exercise 1: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261202)
+check_softplus(np.array([-1000.0, -40.0, -1.5, 0.0, 2.5, 40.0, 1000.0]))  # the backward too
+check_softplus(10 * hidden_rng.standard_normal((2, 3, 4)))
+check_softplus(np.array(0.7))  # a 0-d array
+# used twice in one graph, and composed with itself: the gradients must add up
+assert ts.gradcheck(lambda z: softplus(z) * softplus(softplus(z)) + z,
+                    [hidden_rng.standard_normal(6)])
+hidden_huge = np.array([1e5, -1e5, 745.0, -745.0])
+with np.errstate(over="raise", invalid="raise"):
+    assert np.allclose(softplus(Tensor(hidden_huge, dtype=np.float64)).data,
+                       np.maximum(hidden_huge, 0.0)), "softplus(x) ≈ max(x, 0) for large |x|"
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## Exercise 2 — the gradient of cross-entropy, by hand
+# ### Exercise 2 — the gradient of cross-entropy, by hand
 #
 # For logits $z \in \mathbb{R}^{N \times K}$, labels $y_n$ and $p_n = \operatorname{softmax}(z_n)$,
 # the mean cross-entropy is
@@ -550,50 +579,172 @@ print("Exercise 1: all checks passed")
 # $$
 # \frac{\partial L}{\partial z_{nk}} = \frac{1}{N}\big(p_{nk} - [k = y_n]\big),
 # \qquad\text{i.e.}\qquad \nabla_z L = \frac{1}{N}\big(\operatorname{softmax}(z) -
-# \operatorname{onehot}(y)\big),
+# \operatorname{onehot}(y)\big).
 # $$
 #
-# then compute it with plain NumPy (no tinysparse) as `grad_by_hand`. Bonus:
-# `cross_entropy(z, y, temperature=T)` uses $\operatorname{softmax}(z/T)$ — where does $T$
-# appear in the gradient? Put your answer in `grad_by_hand_T` for $T = 3$.
+# `cross_entropy(z, y, temperature=T)` uses $\operatorname{softmax}(z/T)$ instead: where
+# does $T$ appear in the gradient? Then write
+# `cross_entropy_gradient(logits, labels, temperature=1.0)`, which returns $\nabla_z L$ as
+# a NumPy array of the logits' shape, with plain NumPy: no tinysparse (the check switches
+# off `Tensor.backward`, `cross_entropy` and `numerical_gradient` while your function
+# runs), and no overflow, even for logits in the thousands.
 
-# %%
-# Exercise 2 — our solution. Derive it on paper first!
-N, K, T = 6, 10, 3.0
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def cross_entropy_gradient(logits, labels, temperature=1.0):
+    ### BEGIN SOLUTION
+    z = logits / temperature
+    e = np.exp(z - z.max(axis=1, keepdims=True))  # subtracting the row max avoids overflow
+    p = e / e.sum(axis=1, keepdims=True)
+    onehot = np.eye(logits.shape[1])[labels]
+    n = logits.shape[0]
+    return (p - onehot) / (temperature * n)  # chain rule: d(z/T)/dz = 1/T
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 2 (no need to edit)
+def check_cross_entropy_gradient(logits, labels, temperature):
+    """Your gradient against autograd's (switched off while your function runs)."""
+    z = Tensor(logits, dtype=np.float64, requires_grad=True)
+    ts.autograd.cross_entropy(z, labels, temperature=temperature).backward()
+    with ts.exercises.switched_off(ts.Tensor, "backward"), \
+            ts.exercises.switched_off(ts.autograd, "cross_entropy", "numerical_gradient"), \
+            np.errstate(over="raise", invalid="raise"):
+        mine = cross_entropy_gradient(logits, labels, temperature)
+    assert np.shape(mine) == logits.shape, f"shape {np.shape(mine)}, expected {logits.shape}"
+    assert np.allclose(mine, z.grad, rtol=1e-6, atol=1e-12), (
+        f"T = {temperature}: largest difference {np.abs(mine - z.grad).max():.2e}")
+    return z.grad
+
+
+N, K = 6, 10
 logits = 2 * rng.standard_normal((N, K))
 y = rng.integers(0, K, size=N)
-
-
-def softmax_rows(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))  # subtracting the row max avoids overflow
-    return e / e.sum(axis=1, keepdims=True)
-
-
-onehot = np.eye(K)[y]
-grad_by_hand = (softmax_rows(logits) - onehot) / N
-grad_by_hand_T = (softmax_rows(logits / T) - onehot) / (T * N)  # chain rule: d(z/T)/dz = 1/T
-
-# %%
-# Checks for exercise 2 (no need to edit)
-z = Tensor(logits, requires_grad=True)
-ts.autograd.cross_entropy(z, y).backward()
-assert np.allclose(grad_by_hand, z.grad), "the mean cross-entropy gradient is (p - onehot) / N"
-
-z_T = Tensor(logits, requires_grad=True)
-ts.autograd.cross_entropy(z_T, y, temperature=T).backward()
-assert np.allclose(grad_by_hand_T, z_T.grad), "with temperature: (softmax(z/T) - onehot) / (T N)"
-
-print(f"largest |row sum| of the gradient: {np.abs(z.grad.sum(axis=1)).max():.1e}")
-print("Exercise 2: all checks passed")
+gradient = check_cross_entropy_gradient(logits, y, temperature=1.0)
+check_cross_entropy_gradient(logits, y, temperature=3.0)
+print(f"largest |row sum| of the gradient: {np.abs(gradient.sum(axis=1)).max():.1e}")
+print("Exercise 2: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(7)
+for hidden_n, hidden_k, hidden_t, hidden_scale in ((1, 2, 1.0, 1.0), (17, 4, 0.5, 3.0),
+                                                   (9, 13, 7.0, 1.0), (5, 3, 1.0, 1000.0)):
+    hidden_logits = hidden_scale * hidden_rng.standard_normal((hidden_n, hidden_k))
+    hidden_labels = hidden_rng.integers(0, hidden_k, size=hidden_n)
+    check_cross_entropy_gradient(hidden_logits, hidden_labels, hidden_t)
+hidden_gradient = check_cross_entropy_gradient(hidden_rng.standard_normal((8, 5)),
+                                               np.full(8, 2), 2.0)  # one label for all
+### END HIDDEN TESTS
 
 # %% [markdown]
 # Every row of that gradient sums to zero: $p_n$ and the one-hot row both sum to one. Raising
-# the correct logit and lowering the others are one and the same move. (The $1/T$ you just
-# found is one of the two factors of $1/T$ that make knowledge distillation multiply its
-# soft-target loss by $T^2$: see
+# the correct logit and lowering the others are one and the same move. With a temperature
+# the gradient is $\frac{1}{TN}\big(\operatorname{softmax}(z/T) - \operatorname{onehot}(y)\big)$:
+# the factor $1/T$ is one of the two factors of $1/T$ that make knowledge distillation
+# multiply its soft-target loss by $T^2$ (see
 # [Hinton, Vinyals & Dean 2015](REFERENCES.md#distilling-the-knowledge--hinton-vinyals--dean-2015)
-# and lesson 07, which derives the other.)
+# and lesson 07, which derives the other).
 #
+# ### Design task — the cheapest gradient check that catches four bugs
+#
+# Section 7 chose its inputs so that every term of a backward pass shows. Here you choose
+# them yourself. Below are four ops, each with a correct backward pass and a buggy twin:
+# a softmax with temperature that forgets the factor $1/T$; a mean cross-entropy whose
+# backward forgets the $1/N$; a tanh that computes $1 - x^2$ from its input; and an
+# addition of a broadcast bias $b \in \mathbb{R}^{1\times 6}$ whose backward hands $b$ the
+# first row's gradient instead of the sum over rows. The check runs `ts.gradcheck` on all
+# eight, with inputs built from your configuration: logits $x$ of shape
+# `(batch, 6)` drawn as `scale` × standard normal (and $b$ likewise), the temperature
+# `temperature` for the softmax and the cross-entropy, and the finite-difference step `eps`.
+#
+# **Target:** all four bugs caught, no false alarm on the four correct ops, and at most
+# **250 evaluations** of the ops in total (finite differences cost two per input element:
+# section 5). The same target holds in fast mode. Temperature 1, one example, inputs of
+# size $10^{-3}$ and $\varepsilon = 10^{-1}$ raise three false alarms and miss the broadcast
+# bug; section 7's inputs, five examples, cost too much. The check counts; it never times.
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+check_config = {"temperature": None, "batch": None, "scale": None, "eps": None}  # yours
+### BEGIN SOLUTION
+check_config = {"temperature": 2.0, "batch": 2, "scale": 1.0, "eps": 1e-6}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_EVALUATIONS = 250
+
+
+class SoftmaxForgetsOneOverT(nn_ops.Softmax):
+    def backward(self, grad):
+        p = self.out
+        return (p * (grad - (grad * p).sum(axis=self.axis, keepdims=True)),)  # no / T
+
+
+class CrossEntropyForgetsOneOverN(nn_ops.CrossEntropy):
+    def backward(self, grad):
+        (dz,) = super().backward(grad)
+        return (dz * dz.shape[0],)  # undoes the 1/N of the mean
+
+
+class AddBiasFirstRow(ts.autograd.Function):
+    def forward(self, x, bias):
+        return x + bias
+
+    def backward(self, grad):
+        return grad, grad[:1]  # should be grad.sum(axis=0, keepdims=True)
+
+
+def design_cases(config):
+    """op name -> (correct fn, buggy fn, inputs), the inputs built from ``config``."""
+    assert set(config) == {"temperature", "batch", "scale", "eps"}, f"keys of {config}"
+    assert all(config[key] is not None for key in config), "fill in every value"
+    temperature, batch = float(config["temperature"]), config["batch"]
+    assert temperature > 0, f"temperature: expected a positive number, got {temperature}"
+    assert isinstance(batch, int) and batch >= 1, f"batch: expected an int >= 1, got {batch}"
+    case_rng = np.random.default_rng(2026)
+    x = config["scale"] * case_rng.standard_normal((batch, 6))
+    bias = config["scale"] * case_rng.standard_normal((1, 6))
+    labels = case_rng.integers(0, 6, size=batch)
+    return {
+        "softmax(z / T)": (
+            lambda z: ts.autograd.softmax(z, temperature=temperature),
+            lambda z: SoftmaxForgetsOneOverT.apply(z, axis=-1, temperature=temperature), [x]),
+        "mean cross-entropy": (
+            lambda z: ts.autograd.cross_entropy(z, labels, temperature=temperature),
+            lambda z: CrossEntropyForgetsOneOverN.apply(z, targets=labels,
+                                                        temperature=temperature), [x]),
+        "tanh": (lambda z: z.tanh(), WrongTanh.apply, [x]),
+        "x + b, b broadcast": (lambda z, c: z + c, AddBiasFirstRow.apply, [x, bias]),
+    }
+
+
+def raises_alarm(fn, inputs, eps, calls):
+    def counted(*args):
+        calls.append(1)
+        return fn(*args)
+    try:
+        ts.gradcheck(counted, inputs, eps=float(eps))
+    except ts.autograd.GradcheckError:
+        return True
+    return False
+
+
+design_calls, design_rows = [], []
+caught = false_alarms = 0
+for op_name, (right, wrong, inputs) in design_cases(check_config).items():
+    alarm_right = raises_alarm(right, inputs, check_config["eps"], design_calls)
+    alarm_wrong = raises_alarm(wrong, inputs, check_config["eps"], design_calls)
+    caught += alarm_wrong
+    false_alarms += alarm_right
+    design_rows.append([op_name, "FALSE ALARM" if alarm_right else "passes",
+                        "caught" if alarm_wrong else "MISSED"])
+print(format_table(design_rows, headers=["op", "correct backward", "buggy backward"]))
+print(f"Design task: {caught} of 4 bugs caught (target 4), {false_alarms} false alarms "
+      f"(target 0), {len(design_calls)} evaluations (at most {DESIGN_EVALUATIONS})")
+assert caught == 4, "a bug went unnoticed"
+assert false_alarms == 0, "a correct backward pass was flagged"
+assert len(design_calls) <= DESIGN_EVALUATIONS, "too many evaluations"
+
+# %% [markdown]
 # ## Summary
 #
 # * A `Tensor` remembers the op that made it; the ops remember their inputs; `backward()`

@@ -10,7 +10,8 @@
 #    papers';
 # 4. save a model to one file, load it back, and look at the digits it gets wrong;
 # 5. check that training is reproducible bit for bit;
-# 6. do two exercises that check themselves.
+# 6. do two exercises that check themselves, and a design task with a target: plain SGD,
+#    two epochs, 90%.
 #
 # With the defaults below the notebook runs in about a minute (20 epochs for each network).
 # `TINYSPARSE_FAST=1`, which the tests use, trains for only a few epochs — the accuracies
@@ -37,6 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+import tinysparse.exercises  # the exercises' checks
 from tinysparse.tables import format_table
 
 FAST = os.environ.get("TINYSPARSE_FAST") == "1"
@@ -399,70 +401,186 @@ assert identical
 assert not np.array_equal(first["fc1.weight"], other_seed["fc1.weight"])
 
 # %% [markdown]
-# ## Exercise 1 — accuracy by hand
+# ## Exercises
 #
-# `model.predict_proba(images)` returns an $(N, 10)$ array of class probabilities (the
-# softmax of the logits, computed in evaluation mode without building a graph). Compute the
-# test accuracy of `lenet300` from it — the fraction of test digits whose most probable class
-# is the true label — and store it in `accuracy_by_hand`. The check compares it with
-# `ts.evaluate`.
+# Two exercises and a design task. Each exercise asks for a **function**; the cell after it
+# checks your function on the lesson's networks and then on inputs this text never shows
+# (hidden tests, added back when a teacher grades the notebook), with the library function
+# that would answer it switched off while the checks run.
+#
+# The cells you fill in hold **our solution, between two marker comments, so that the
+# notebook runs top to bottom — try it yourself first**. In the student edition
+# (`tinysparse course release DIR`) they read `# YOUR CODE HERE`; `tinysparse course grade
+# NOTEBOOK` scores a completed notebook.
+#
+# ### Exercise 1 — accuracy by hand
+#
+# `model.predict_proba(images)` returns an $(N, K)$ array of class probabilities (the
+# softmax of the logits, computed in evaluation mode without building a graph). Write
+# `accuracy_by_hand(model, images, labels)`: the fraction of `images` whose most probable
+# class is the true label, as a float, computed from `predict_proba` with NumPy. The check
+# compares it with `ts.evaluate`, and switches off `ts.evaluate`, `ts.metrics.accuracy` and
+# `model.predict` while your function runs.
 
-# %%
-# Exercise 1 — our solution. Try it yourself first!
-probabilities_300 = lenet300.predict_proba(data.x_test)
-accuracy_by_hand = float(np.mean(probabilities_300.argmax(axis=1) == data.y_test))
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def accuracy_by_hand(model, images, labels):
+    ### BEGIN SOLUTION
+    probabilities = model.predict_proba(images)
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
+    ### END SOLUTION
 
-# %%
+
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Checks for exercise 1 (no need to edit)
-assert np.allclose(probabilities_300.sum(axis=1), 1, atol=1e-5), "each row should sum to 1"
-assert accuracy_by_hand == ts.evaluate(lenet300, *data.test)["accuracy"], (
-    f"{accuracy_by_hand} differs from evaluate's accuracy")
-print(f"Exercise 1: accuracy {accuracy_by_hand:.4f}, all checks passed")
+def check_accuracy_by_hand(model, images, labels):
+    """Your accuracy against ``ts.evaluate``'s (switched off while yours runs)."""
+    expected = ts.evaluate(model, images, labels)["accuracy"]
+    with ts.exercises.switched_off(ts, "evaluate"), \
+            ts.exercises.switched_off(ts.train, "evaluate"), \
+            ts.exercises.switched_off(ts.metrics, "accuracy"), \
+            ts.exercises.switched_off(ts.nn.Module, "predict"):
+        mine = accuracy_by_hand(model, images, labels)
+    assert isinstance(mine, float), f"return a float, got {type(mine).__name__}"
+    assert mine == expected, f"{mine} differs from evaluate's accuracy {expected}"
+    return mine
+
+
+assert np.allclose(lenet300.predict_proba(data.x_test).sum(axis=1), 1, atol=1e-5)
+accuracy_300 = check_accuracy_by_hand(lenet300, *data.test)
+print(f"Exercise 1: LeNet-300-100's accuracy {accuracy_300:.4f}; visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261202)
+hidden_rows = hidden_rng.choice(len(data.x_test), size=137, replace=False)
+check_accuracy_by_hand(lenet5, data.x_test[hidden_rows], data.y_test[hidden_rows])
+hidden_mlp = ts.nn.mlp([12, 9, 4], seed=5)  # untrained, 4 classes, random inputs
+hidden_x = hidden_rng.normal(size=(50, 12)).astype(np.float32)
+hidden_y = hidden_rng.integers(0, 4, size=50)
+hidden_accuracy = check_accuracy_by_hand(hidden_mlp, hidden_x, hidden_y)
+assert 0 < hidden_accuracy < 1, hidden_accuracy  # a case where neither 0 nor 1 is right
+assert check_accuracy_by_hand(hidden_mlp, hidden_x[:1], hidden_y[:1]) in (0.0, 1.0)
+### END HIDDEN TESTS
 
 
 # %% [markdown]
-# ## Exercise 2 — count LeNet-5's parameters
+# ### Exercise 2 — count a LeNet's parameters
 #
 # A convolution with $c_\text{in}$ input channels, $c_\text{out}$ filters of size
 # $k \times k$ and a bias per filter has $c_\text{out}(c_\text{in} k^2 + 1)$ parameters; its
 # output is $\lfloor (s + 2p - k)/\text{stride} \rfloor + 1$ pixels wide for an input $s$
-# pixels wide and padding $p$; a $2 \times 2$ max-pool halves the width. Compute
+# pixels wide and padding $p$; a $2 \times 2$ max-pool halves the width (rounding down).
+# A linear layer has $n_\text{out}(n_\text{in} + 1)$ parameters.
 #
-# * `side`: the width of conv2's pooled output (the input of fc1 is `16 * side * side`);
-# * `lenet5_by_formula`: the number of parameters of LeNet-5;
-# * `caffe_by_formula`: the same for Caffe's 20-50-500 LeNet (no padding).
+# Write `lenet_parameters(channels, hidden, kernel=5, first_padding=0, width=28,
+# classes=10)`, the number of parameters of a LeNet-style network on one-channel
+# `width` × `width` images: one convolution per entry of `channels` (its number of
+# filters, $k \times k$, stride 1; the first with padding `first_padding`, the others
+# without), each followed by a $2 \times 2$ max-pool; then the flattened features go
+# through linear layers of `hidden` units (a tuple) and a last one with `classes` outputs.
+# Our LeNet-5 is `lenet_parameters((6, 16), (120, 84), first_padding=2)` and Caffe's
+# LeNet `lenet_parameters((20, 50), (500,))`. Count with the formulas: the check switches
+# off the layers' constructors and `num_parameters` while your function runs.
 
-# %%
-# Exercise 2 — our solution. Try it yourself first!
-def conv_output_width(width, kernel, padding=0, stride=1):
-    return (width + 2 * padding - kernel) // stride + 1
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def lenet_parameters(channels, hidden, kernel=5, first_padding=0, width=28, classes=10):
+    ### BEGIN SOLUTION
+    total, c_in = 0, 1
+    for index, c_out in enumerate(channels):
+        padding = first_padding if index == 0 else 0
+        total += c_out * (c_in * kernel * kernel + 1)         # weights and one bias a filter
+        width = width + 2 * padding - kernel + 1              # the convolution's output
+        width //= 2                                           # the 2 x 2 max-pool
+        c_in = c_out
+    n_in = c_in * width * width                               # the flattened features
+    for n_out in (*hidden, classes):
+        total += n_out * (n_in + 1)
+        n_in = n_out
+    return total
+    ### END SOLUTION
 
 
-def conv_parameters(c_in, c_out, kernel):
-    return c_out * (c_in * kernel * kernel + 1)
-
-
-def linear_parameters(n_in, n_out):
-    return n_out * (n_in + 1)
-
-
-side = conv_output_width(28, 5, padding=2) // 2  # conv1 keeps 28, pooling halves it: 14
-side = conv_output_width(side, 5) // 2           # conv2: 10, pooling: 5
-lenet5_by_formula = (conv_parameters(1, 6, 5) + conv_parameters(6, 16, 5)
-                     + linear_parameters(16 * side * side, 120)
-                     + linear_parameters(120, 84) + linear_parameters(84, 10))
-
-caffe_side = conv_output_width(conv_output_width(28, 5) // 2, 5) // 2  # 24, 12, 8, 4
-caffe_by_formula = (conv_parameters(1, 20, 5) + conv_parameters(20, 50, 5)
-                    + linear_parameters(50 * caffe_side**2, 500) + linear_parameters(500, 10))
-
-# %%
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Checks for exercise 2 (no need to edit)
-assert side == 5, f"conv2's pooled output is 5 x 5, got {side}"
-assert lenet5_by_formula == lenet5.num_parameters() == 61_706, lenet5_by_formula
-assert caffe_by_formula == caffe_lenet.num_parameters() == 431_080, caffe_by_formula
-print(f"Exercise 2: LeNet-5 has {lenet5_by_formula:,} parameters, Caffe's LeNet "
-      f"{caffe_by_formula:,}; all checks passed")
+def lenet_features(channels, kernel, first_padding):
+    """The convolutional part of the network ``lenet_parameters`` describes, as layers."""
+    layers, c_in = [], 1
+    for index, c_out in enumerate(channels):
+        padding = first_padding if index == 0 else 0
+        layers += [(f"conv{index + 1}", ts.nn.Conv2d(c_in, c_out, kernel, padding=padding,
+                                                     rng=index)),
+                   (f"relu{index + 1}", ts.nn.ReLU()), (f"pool{index + 1}", ts.nn.MaxPool2d(2))]
+        c_in = c_out
+    layers.append(("flatten", ts.nn.Flatten()))
+    return layers
+
+
+def check_lenet_parameters(channels, hidden, kernel=5, first_padding=0, width=28,
+                           classes=10):
+    """Your count against a network built with those layers (switched off for yours)."""
+    features = ts.nn.Sequential(*lenet_features(channels, kernel, first_padding))
+    n_in = features(np.zeros((1, 1, width, width), dtype=np.float32)).shape[1]
+    expected = features.num_parameters()
+    for n_out in (*hidden, classes):
+        expected += ts.nn.Linear(n_in, n_out, rng=0).num_parameters()
+        n_in = n_out
+    with ts.exercises.switched_off(ts.nn.Conv2d, "__init__"), \
+            ts.exercises.switched_off(ts.nn.Linear, "__init__"), \
+            ts.exercises.switched_off(ts.nn.Module, "num_parameters"):
+        mine = lenet_parameters(channels, hidden, kernel=kernel, first_padding=first_padding,
+                                width=width, classes=classes)
+    assert mine == expected, (f"lenet_parameters({channels}, {hidden}, kernel={kernel}, "
+                              f"first_padding={first_padding}, width={width}) = {mine}, "
+                              f"expected {expected}")
+    return mine
+
+
+lenet5_count = check_lenet_parameters((6, 16), (120, 84), first_padding=2)
+caffe_count = check_lenet_parameters((20, 50), (500,))
+assert lenet5_count == lenet5.num_parameters() and caffe_count == caffe_lenet.num_parameters()
+print(f"Exercise 2: LeNet-5 has {lenet5_count:,} parameters, Caffe's LeNet "
+      f"{caffe_count:,}; visible checks passed")
+### BEGIN HIDDEN TESTS
+check_lenet_parameters((4, 8), (32,), kernel=3)                  # 28 -> 26 -> 13 -> 11 -> 5
+check_lenet_parameters((2, 4, 8), (16,), kernel=3, first_padding=1)  # three blocks
+check_lenet_parameters((5,), (20, 7), kernel=5, first_padding=1, width=21, classes=3)
+hidden_count = check_lenet_parameters((3, 6), (), kernel=4, width=31, classes=5)  # no hidden layer
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Design task — plain SGD, two epochs, 90%
+#
+# LeCun et al. trained their networks with plain stochastic gradient descent, not Adam.
+# Train LeNet-300-100 (seed `SEED`) for **two epochs** with `ts.optim.SGD`, choosing its
+# learning rate, its momentum and the batch size, so that the test accuracy reaches **at
+# least 0.90** (the same target in fast mode: the check always trains two epochs). SGD's
+# defaults — $\eta = 0.01$, no momentum, batches of 64 — reach about 0.72. Think about what
+# each choice does to the number of steps and to the size of each step, and choose on
+# held-out training digits (`ts.fit(..., validation_split=0.1)`), as section 3 says: the
+# check measures the test accuracy once. Batches must hold at least 16 images, so that
+# the check stays quick; it counts and measures accuracy, it never times.
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+sgd_config = {"lr": None, "momentum": None, "batch_size": None}  # yours
+### BEGIN SOLUTION
+sgd_config = {"lr": 0.1, "momentum": 0.0, "batch_size": 16}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_EPOCHS, DESIGN_ACCURACY = 2, 0.90
+assert set(sgd_config) == {"lr", "momentum", "batch_size"}, f"keys of {sgd_config}"
+assert all(value is not None for value in sgd_config.values()), "fill in every value"
+design_batch = sgd_config["batch_size"]
+assert isinstance(design_batch, int) and 16 <= design_batch <= len(data.x_train), (
+    f"batch_size: expected an int from 16 to {len(data.x_train)}, got {design_batch!r}")
+design_model = ts.nn.lenet300(seed=SEED)
+design_optimizer = ts.optim.SGD(design_model.parameters(), lr=sgd_config["lr"],
+                                momentum=sgd_config["momentum"])
+design_history = ts.fit(design_model, data, epochs=DESIGN_EPOCHS, batch_size=design_batch,
+                        optimizer=design_optimizer, seed=SEED, quiet=True)
+design_accuracy = ts.evaluate(design_model, *data.test)["accuracy"]
+print(f"Design task: {design_history.steps} SGD steps in {DESIGN_EPOCHS} epochs, test "
+      f"accuracy {design_accuracy:.4f} (at least {DESIGN_ACCURACY})")
+assert design_accuracy >= DESIGN_ACCURACY, "below the accuracy target"
 
 # %% [markdown]
 # ## Summary

@@ -22,7 +22,8 @@
 # 5. try the same on MNIST (LeNet-300-100, cross-entropy), where the result is **not** what
 #    the paper would lead you to expect — and find out why;
 # 6. put our numbers beside LeCun et al.'s;
-# 7. do three exercises that check themselves.
+# 7. do three exercises that check themselves, and a design task with a target: OBD's
+#    recipe on the small network.
 #
 # You need lessons 00–02 and a little calculus (partial derivatives, the chain rule, a
 # Taylor series). **Run time:** the default mode trains LeNet-300-100 for 20 epochs and runs
@@ -48,6 +49,7 @@ import tinysparse as ts  # first: it tells the BLAS threads how to wait, before 
 import matplotlib.pyplot as plt
 import numpy as np
 
+import tinysparse.exercises  # the exercises' checks
 import tinysparse.plot  # the figures: not loaded by `import tinysparse` (they need matplotlib)
 from tinysparse.prune import hessian
 from tinysparse.tables import format_table
@@ -953,61 +955,112 @@ print(format_table(rows, headers=["", "LeCun et al. 1990 (quoted)", "ours: small
 #
 # ## Exercises
 #
-# The cells marked "our solution" hold working answers so that the notebook runs top to
-# bottom — **try it yourself first** (delete the body and write your own), then run the check
-# after it.
+# Three exercises and a design task. Each exercise asks for a **function**; the cell after
+# it checks your function on the networks of this notebook and then on inputs this text
+# never shows (hidden tests, added back when a teacher grades the notebook), with the
+# library function that would answer it switched off while the checks run.
+#
+# The cells you fill in hold **our solution, between two marker comments, so that the
+# notebook runs top to bottom — try it yourself first**. In the student edition
+# (`tinysparse course release DIR`) they read `# YOUR CODE HERE`; `tinysparse course grade
+# NOTEBOOK` scores a completed notebook.
 #
 # ### Exercise 1 — the Hessian of least squares, by hand
 #
 # For a linear model $\hat y = X\mathbf w$ with $n$ examples and the mean squared error
 # $E(\mathbf w) = \frac1n\lVert X\mathbf w - \mathbf y\rVert^2$, derive the Hessian (it does
-# not depend on $\mathbf w$) and write its diagonal with NumPy as `diagonal_by_hand`, an
-# array of shape $(d,)$. The check builds the model as `ts.nn.Linear(d, 1, bias=False)` in
-# float64 and asserts that all three kinds of `hessian_diagonal` agree with you. (Why must
-# all three agree here?)
+# not depend on $\mathbf w$, nor on $\mathbf y$) and write `least_squares_hessian(X)`, which
+# returns it as a $(d, d)$ NumPy array for an $(n, d)$ array `X`. The check builds the model
+# as `ts.nn.Linear(d, 1, bias=False)` in float64 and compares your matrix with
+# `hessian.exact_hessian`, and its diagonal with all three kinds of `hessian_diagonal`.
+# (Why must all three agree here?)
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def least_squares_hessian(X):
+    ### BEGIN SOLUTION
+    # E = (1/n) Σ_n (x_n·w - y_n)²  =>  ∇E = (2/n) Xᵀ(Xw - y)  =>  H = (2/n) XᵀX
+    return 2 * X.T @ X / X.shape[0]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 1 (no need to edit)
+def check_least_squares_hessian(X, y):
+    """Your Hessian against the exact one and the three diagonals of a linear model."""
+    least_squares = ts.nn.Linear(X.shape[1], 1, bias=False, rng=SEED, dtype=np.float64)
+    exact_ls = hessian.exact_hessian(least_squares, (X, y), loss="mse")
+    kinds = {kind: hessian.hessian_diagonal(least_squares, (X, y), loss="mse",
+                                            kind=kind)["weight"][0]
+             for kind in hessian.DIAGONAL_KINDS}
+    with ts.exercises.switched_off(hessian, "exact_hessian", "hessian_diagonal",
+                                   "hessian_vector_product", "gauss_newton_rows"):
+        mine = np.asarray(least_squares_hessian(X))
+    assert mine.shape == exact_ls.shape, f"shape {mine.shape}, expected {exact_ls.shape}"
+    assert np.allclose(mine, exact_ls, rtol=1e-10, atol=1e-12), "not the exact Hessian"
+    for kind, diagonal in kinds.items():
+        assert np.allclose(diagonal, np.diag(mine), rtol=1e-10, atol=1e-12), kind
+    return mine
+
+
 n_examples, d = 50, 4
 X = rng.standard_normal((n_examples, d))
 y = X @ rng.standard_normal((d, 1)) + 0.1 * rng.standard_normal((n_examples, 1))
-
-# Exercise 1 — our solution. Try it yourself first!
-# E = (1/n) Σ_n (x_n·w - y_n)²  =>  ∇E = (2/n) Xᵀ(Xw - y)  =>  H = (2/n) XᵀX
-diagonal_by_hand = 2 * np.sum(X**2, axis=0) / n_examples
-
-# %%
-# Checks for exercise 1 (no need to edit)
-least_squares = ts.nn.Linear(d, 1, bias=False, rng=SEED, dtype=np.float64)
-for kind in hessian.DIAGONAL_KINDS:
-    library = hessian.hessian_diagonal(least_squares, (X, y), loss="mse", kind=kind)["weight"]
-    assert np.allclose(library[0], diagonal_by_hand, rtol=1e-12), (kind, library, diagonal_by_hand)
-assert np.allclose(np.diag(2 * X.T @ X / n_examples), diagonal_by_hand)
-print("Exercise 1: diag(2 XᵀX / n) =", diagonal_by_hand, "- all three kinds agree; checks passed")
+ls_hessian = check_least_squares_hessian(X, y)
+print("Exercise 1: diagonal of the Hessian", np.diag(ls_hessian),
+      "- all three kinds agree; visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261202)
+for hidden_n, hidden_d in ((7, 9), (200, 3), (1, 2)):
+    hidden_X = hidden_rng.standard_normal((hidden_n, hidden_d)) * hidden_rng.uniform(
+        0.1, 10, size=hidden_d)  # columns on different scales
+    hidden_H = check_least_squares_hessian(hidden_X, hidden_rng.standard_normal((hidden_n, 1)))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 2 — one saliency by hand
 #
-# Take the weight from hidden unit 3 to the output of the 6-12-1 network of section 4,
-# `net.get_parameter("fc2.weight").data[0, 3]`. From `hessian.hessian_diagonal(net, train_xy, loss="mse")` and the
-# weight's value, compute its OBD saliency `saliency_by_hand` (a float). Then predict the
-# loss increase of deleting that weight *alone* and compare it with the real one (the check
-# prints both).
+# Write `obd_saliency(model, data, name, index, loss="mse")`: the OBD saliency of the
+# single weight `model.get_parameter(name).data[index]`, from the Gauss–Newton diagonal
+# `hessian.hessian_diagonal(model, data, loss=loss)` (a dict name → array) and the
+# weight's value, as a float. The check tries it on the weight from hidden unit 3 to the
+# output of the 6-12-1 network of section 4, `("fc2.weight", (0, 3))`, compares with
+# `ts.prune.saliencies` (switched off while your function runs), and prints the loss
+# increase OBD predicts for deleting that weight *alone* beside the real one.
 
-# %%
-# Exercise 2 — our solution. Try it yourself first!
-h_kk = hessian.hessian_diagonal(net, train_xy, loss="mse")["fc2.weight"][0, 3]
-w_k = net.get_parameter("fc2.weight").data[0, 3]
-saliency_by_hand = 0.5 * h_kk * w_k**2
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def obd_saliency(model, data, name, index, loss="mse"):
+    ### BEGIN SOLUTION
+    h_kk = hessian.hessian_diagonal(model, data, loss=loss)[name][index]
+    w_k = model.get_parameter(name).data[index]
+    return float(0.5 * h_kk * w_k**2)  # s_k = ½ h_kk w_k²
+    ### END SOLUTION
 
-# %%
+
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Checks for exercise 2 (no need to edit)
-library = ts.prune.saliencies(net, train_xy, ["fc2.weight"], loss="mse")["fc2.weight"][0, 3]
-assert np.isclose(saliency_by_hand, library, rtol=1e-12), (saliency_by_hand, library)
+def check_obd_saliency(model, data, name, index, loss="mse"):
+    """Your saliency against the library's (switched off while yours runs)."""
+    library = ts.prune.saliencies(model, data, [name], loss=loss)[name][index]
+    with ts.exercises.switched_off(ts.prune, "saliencies"), \
+            ts.exercises.switched_off(ts.prune.obd, "saliencies"):
+        mine = obd_saliency(model, data, name, index, loss=loss)
+    assert np.isclose(mine, library, rtol=1e-10, atol=0), (mine, library)
+    return mine
+
+
+saliency_by_hand = check_obd_saliency(net, train_xy, "fc2.weight", (0, 3))
 alone = ts.prune.clone(net)
 alone.get_parameter("fc2.weight").data[0, 3] = 0.0
 real = ts.evaluate(alone, *train_xy, loss="mse")["loss"] - loss_trained
 print(f"Exercise 2: saliency {saliency_by_hand:.6f}; deleting that weight alone really costs "
-      f"{real:.6f} - checks passed")
+      f"{real:.6f} - visible checks passed")
+### BEGIN HIDDEN TESTS
+for hidden_name, hidden_index in (("fc1.weight", (5, 2)), ("fc1.weight", (11, 0)),
+                                  ("fc2.weight", (0, 9))):
+    check_obd_saliency(net, train_xy, hidden_name, hidden_index)
+hidden_saliency = check_obd_saliency(small, (x_small, y_classes), "fc2.weight", (2, 4),
+                                     loss="cross_entropy")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 3 — a Hessian-vector product by finite differences
@@ -1020,36 +1073,106 @@ print(f"Exercise 2: saliency {saliency_by_hand:.6f}; deleting that weight alone 
 # \varepsilon\mathbf v)}{2\varepsilon}, \qquad \text{error } O(\varepsilon^2).
 # $$
 #
-# For the 6-12-1 network and the random direction `direction` (a dict name → array, one per
-# parameter), compute `hv_by_differences`, a flat vector in `named_parameters()` order. Use a
-# copy of the network (`ts.prune.clone`), set its parameters to $\mathbf w \pm
-# \varepsilon\mathbf v$, and call `flat(loss_gradient(copy, *train_xy, loss="mse"))`. The check
-# compares with `hessian.hessian_vector_product`.
+# Write `hvp_by_differences(model, data, direction, loss="mse", epsilon=1e-5)`: `data` is
+# `(x, y)`, `direction` a dict name → array, one per parameter; return the approximation
+# as one flat vector in `named_parameters()` order. Use a copy of the network
+# (`ts.prune.clone`; `model` itself must not change), set its parameters to $\mathbf w \pm
+# \varepsilon\mathbf v$, and call `flat(loss_gradient(copy, x, y, loss=loss))` (both
+# helpers are defined above). The check compares with `hessian.hessian_vector_product`,
+# switched off while your function runs.
 
-# %%
-direction = {name: rng.standard_normal(p.shape) for name, p in net.named_parameters()}
+# %% nbgrader={"grade": false, "grade_id": "exercise-3", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def hvp_by_differences(model, data, direction, loss="mse", epsilon=1e-5):
+    ### BEGIN SOLUTION
+    shifted = ts.prune.clone(model)
 
-# Exercise 3 — our solution. Try it yourself first!
-epsilon = 1e-5
-shifted = ts.prune.clone(net)
+    def gradient_at(shift):
+        for name, p in shifted.named_parameters():
+            p.data = model.get_parameter(name).data + shift * direction[name]
+        return flat(loss_gradient(shifted, *data, loss=loss))
+
+    return (gradient_at(epsilon) - gradient_at(-epsilon)) / (2 * epsilon)
+    ### END SOLUTION
 
 
-def gradient_at(shift):
-    for name, p in shifted.named_parameters():
-        p.data = net.get_parameter(name).data + shift * direction[name]
-    return flat(loss_gradient(shifted, *train_xy, loss="mse"))
-
-
-hv_by_differences = (gradient_at(epsilon) - gradient_at(-epsilon)) / (2 * epsilon)
-
-# %%
+# %% nbgrader={"grade": true, "grade_id": "exercise-3-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Checks for exercise 3 (no need to edit)
-hv = hessian.hessian_vector_product(net, train_xy, direction, loss="mse")
-hv_flat = np.concatenate([hv[name].ravel() for name in net_names])  # in the order of net_names
-error = relative_error(hv_by_differences, hv_flat)
-assert error < 1e-6, error
-assert np.allclose(hv_flat, net_hessian @ flat(direction))
-print(f"Exercise 3: finite differences vs R-operator, relative error {error:.1e} - checks passed")
+def check_hvp_by_differences(model, data, direction, loss="mse"):
+    """Your H v against the R-operator's; the model must come back unchanged."""
+    model_names = [name for name, _ in model.named_parameters()]
+    hv = hessian.hessian_vector_product(model, data, direction, loss=loss)
+    hv_flat = np.concatenate([hv[name].ravel() for name in model_names])
+    before = {name: p.data.copy() for name, p in model.named_parameters()}
+    with ts.exercises.switched_off(hessian, "hessian_vector_product", "exact_hessian"):
+        mine = hvp_by_differences(model, data, direction, loss=loss)
+    for name, p in model.named_parameters():
+        assert np.array_equal(p.data, before[name]), f"{name} changed: work on a copy"
+    assert np.shape(mine) == hv_flat.shape, f"shape {np.shape(mine)}, expected {hv_flat.shape}"
+    error = relative_error(mine, hv_flat)
+    assert error < 1e-6, f"relative error {error:.1e}"
+    return error
+
+
+direction = {name: rng.standard_normal(p.shape) for name, p in net.named_parameters()}
+hvp_error = check_hvp_by_differences(net, train_xy, direction)
+print(f"Exercise 3: finite differences vs R-operator, relative error {hvp_error:.1e} - "
+      "visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(11)
+hidden_direction = {name: hidden_rng.standard_normal(p.shape)
+                    for name, p in small.named_parameters()}
+check_hvp_by_differences(small, (x_small, y_classes), hidden_direction, loss="cross_entropy")
+hidden_direction = {name: 0.01 * hidden_rng.standard_normal(p.shape)
+                    for name, p in net.named_parameters()}
+hidden_error = check_hvp_by_differences(net, teacher_data.test, hidden_direction)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Design task — OBD's recipe on the small network
+#
+# Section 4 deleted weights of the 6-12-1 network without retraining. Now follow LeCun et
+# al.'s recipe: delete **80% of its 84 weights** by OBD saliency (global threshold) in
+# `rounds` rounds — after round $r$ of $R$ the sparsity is $1 - 0.2^{r/R}$ — and after each
+# round retrain the survivors for `steps_per_round` full-batch Adam steps at learning rate
+# `lr` (the pruned weights stay at zero). **Target:** a **test** loss (MSE on the teacher's
+# test examples) of at most **0.05** — the dense network's is about 0.014, and deleting
+# 80% in one shot without retraining gives about 0.57 — with at most **300 retraining
+# steps** in all. The same target holds in fast mode (this network is trained the same way
+# in both). The check counts steps and measures the loss; it never times anything.
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+obd_recipe = {"rounds": None, "steps_per_round": None, "lr": None}  # yours
+### BEGIN SOLUTION
+obd_recipe = {"rounds": 2, "steps_per_round": 100, "lr": 0.01}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_SPARSITY, DESIGN_LOSS, DESIGN_STEPS = 0.8, 0.05, 300
+assert set(obd_recipe) == {"rounds", "steps_per_round", "lr"}, f"keys of {obd_recipe}"
+assert all(value is not None for value in obd_recipe.values()), "fill in every value"
+design_rounds, design_steps = obd_recipe["rounds"], obd_recipe["steps_per_round"]
+assert isinstance(design_rounds, int) and design_rounds >= 1, (
+    f"rounds: expected an int >= 1, got {design_rounds!r}")
+assert isinstance(design_steps, int) and design_steps >= 0, (
+    f"steps_per_round: expected an int >= 0, got {design_steps!r}")
+assert design_rounds * design_steps <= DESIGN_STEPS, (
+    f"{design_rounds} x {design_steps} retraining steps: more than {DESIGN_STEPS}")
+surgery = ts.prune.clone(net)
+for design_round in range(1, design_rounds + 1):
+    target = 1 - (1 - DESIGN_SPARSITY) ** (design_round / design_rounds)
+    ts.prune.obd_prune(surgery, target, train_xy, scope="global", loss="mse",
+                       allow_empty_layers=True)
+    if design_steps:
+        ts.fit(surgery, teacher_data, epochs=design_steps, batch_size=len(train_xy[0]),
+               optimizer="adam", lr=obd_recipe["lr"], loss="mse", seed=design_round,
+               quiet=True)
+design_kept = sum(m.kept for _, m in surgery.named_masks())
+design_test_loss = ts.evaluate(surgery, *teacher_data.test, loss="mse")["loss"]
+print(f"Design task: {design_kept} of 84 weights kept, {design_rounds * design_steps} "
+      f"retraining steps, test loss {design_test_loss:.4f} (at most {DESIGN_LOSS})")
+assert design_kept <= round((1 - DESIGN_SPARSITY) * 84), "fewer weights were deleted"
+assert design_test_loss <= DESIGN_LOSS, "above the loss target"
 
 # %% [markdown]
 # ## Summary
