@@ -34,7 +34,7 @@
 # 8. fill one table of compressed networks — magnitude-pruned, layer-wise OBS, distilled,
 #    sparse variational dropout — with their accuracy, ECE, NLL and FGSM error;
 # 9. put the papers' numbers beside ours;
-# 10. do three exercises that check themselves.
+# 10. do three exercises that check themselves, and a design task with a target.
 #
 # **The data.** Every network here trains on 3,500 of the 4,000 training digits of
 # `mnist-5k`: the other 500 (drawn with seed 0) are **validation digits**, held out to fit
@@ -373,7 +373,7 @@ if not FAST:  # the measured overconfidence stands clear of the sampling noise
 # $$
 #
 # is **convex** — its second derivative is the average variance of the logits under
-# $\operatorname{softmax}(\beta z_i)$, which cannot be negative (exercise (b) asks for the
+# $\operatorname{softmax}(\beta z_i)$, which cannot be negative (exercise 2 asks for the
 # first derivative). `cal.fit_temperature` finds the root of $\text{NLL}'(\beta)$ by
 # Newton's method, kept inside a bracket by bisection, to machine precision; no optimiser
 # library is needed.
@@ -1255,23 +1255,30 @@ print(format_table(rows, headers=["paper", "the paper (references page)", "this 
 # %% [markdown]
 # ## 10. Exercises
 #
-# Each exercise has a cell with **our solution, already filled in — try it yourself first**
-# (clear the cell and write your own), and a cell of checks that needs no editing. The
-# checks draw their own random inputs, and while your function runs they **switch off** the
-# library functions that would answer the exercise for you (calling one raises an error):
-# you cannot pass them by pasting a printed number or by calling the library.
+# Three exercises and a design task. Each exercise asks for a **function**; the cell after
+# it checks your function on this notebook's networks or on random inputs, and then on
+# inputs this text never shows (hidden tests, added back when a teacher grades the
+# notebook). While your function runs, the checks **switch off** the library functions
+# that would answer the exercise for you (calling one raises an error): you cannot pass
+# them by pasting a printed number or by calling the library.
 #
-# ### Exercise (a) — the expected calibration error
+# The cells you fill in hold **our solution, between two marker comments, so that the
+# notebook runs top to bottom — try it yourself first**. In the student edition
+# (`tinysparse course release DIR`) they read `# YOUR CODE HERE`; `tinysparse course grade
+# NOTEBOOK` scores a completed notebook.
+#
+# ### Exercise 1 — the expected calibration error
 #
 # Write `my_ece(probabilities, labels, bins)`: the ECE of section 2 with `bins` equal-width
 # bins, bin $m$ holding the confidences in $(\tfrac{m-1}{M}, \tfrac{m}{M}]$ (a confidence
 # of exactly 0 goes to the first bin), each bin weighted by its share of the examples, empty
 # bins skipped. NumPy only. The check compares it with `cal.expected_calibration_error` on
-# random probabilities of random sizes, sharpness, numbers of classes and of bins.
+# our network's test probabilities and on random probabilities of random sizes, sharpness,
+# numbers of classes and of bins.
 
-# %%
-# Exercise (a) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_ece(probabilities, labels, bins=15):
+    ### BEGIN SOLUTION
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     # bin m holds the confidences in (m/M, (m+1)/M]; a confidence of 0 goes to bin 0
@@ -1282,101 +1289,183 @@ def my_ece(probabilities, labels, bins=15):
         if members.any():
             total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
     return total
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (a) (no need to edit)
-rng = np.random.default_rng(2024)
-for trial in range(6):
-    n, k, bins = rng.integers(50, 3000), rng.integers(2, 12), int(rng.integers(1, 25))
-    sharpness = rng.uniform(0.5, 8)
-    p = cal.softmax_probabilities(sharpness * rng.standard_normal((n, k)))
-    y = rng.integers(0, k, size=n)
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 1 (no need to edit)
+def check_ece(p, y, bins, label):
+    """Your ECE against the library's, with the library's binning switched off."""
     expected = cal.expected_calibration_error(p, y, bins)
     with switched_off(cal, "expected_calibration_error", "reliability_bins",
                       "calibration_metrics", "maximum_calibration_error", "ece_interval",
                       "_bins", "_bin_index"):
         mine = float(my_ece(p, y, bins))
     assert np.isclose(mine, expected, rtol=1e-9, atol=1e-12), (
-        f"trial {trial} ({n} examples, {k} classes, {bins} bins): yours {mine}, "
-        f"expected {expected}")
-print("Exercise (a): all checks passed")
+        f"{label}: yours {mine}, expected {expected}")
 
+
+def random_case(rng):
+    n, k, bins = rng.integers(50, 3000), rng.integers(2, 12), int(rng.integers(1, 25))
+    p = cal.softmax_probabilities(rng.uniform(0.5, 8) * rng.standard_normal((n, k)))
+    return p, rng.integers(0, k, size=n), bins, f"{n} examples, {k} classes, {bins} bins"
+
+
+check_ece(p_single, y_test, BINS, "our network's test digits")
+check_ece(*random_case(np.random.default_rng(2024)))
+print("Exercise 1: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261208)
+for _ in range(6):
+    check_ece(*random_case(hidden_rng))
+hidden_p = np.full((60, 4), 0.25)              # confidences 0.25 and 1.0 sit on bin edges
+hidden_p[::3] = [1.0, 0.0, 0.0, 0.0]
+hidden_p[1::3] = [0.3, 0.7 / 3, 0.7 / 3, 0.7 / 3]  # 0.3 shares a bin with 0.25 only if wrong
+check_ece(hidden_p, hidden_rng.integers(0, 4, 60), 4, "confidences on the bin edges")
+check_ece(probabilities_of(single_04, x_test), y_test, 7, "the model of 0-4, 7 bins")
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise (b) — the slope of the temperature-scaled NLL
+# ### Exercise 2 — the slope of the temperature-scaled NLL
 #
 # Write `my_nll_slope(logits, labels, beta)`: the derivative $\frac{d}{d\beta}
 # \text{NLL}(\beta)$ of section 3's $\text{NLL}(\beta) = \frac1n \sum_i [\log \sum_k e^{\beta
 # z_{ik}} - \beta z_{i,y_i}]$, in closed form. (Hint: differentiate $\log \sum_k e^{\beta
 # z_{ik}}$ and recognise a softmax.) The check compares it with central finite differences
-# of the library's NLL, on random logits and on our network's validation logits, and
+# of the library's NLL, on our network's validation logits and on random logits, and
 # requires it to vanish at the $\beta = 1/T$ that `fit_temperature` found in section 3.
 
-# %%
-# Exercise (b) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_nll_slope(logits, labels, beta):
+    ### BEGIN SOLUTION
     scaled = beta * logits
     p = np.exp(scaled - scaled.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)                      # softmax(β z_i)
     expected_logit = np.sum(p * logits, axis=1)           # E_p[z_i]
     return float(np.mean(expected_logit - logits[np.arange(len(labels)), labels]))
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (b) (no need to edit)
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 2 (no need to edit)
 def nll_at(logits, labels, beta):
     return cal.negative_log_likelihood(cal.softmax_probabilities(logits, 1 / beta), labels)
 
 
-rng = np.random.default_rng(7)
-cases = [(3 * rng.standard_normal((400, 10)), rng.integers(0, 10, 400), beta)
-         for beta in (0.3, 1.0, 2.5)]
-cases.append((val_logits, y_val, 0.8))
-for logits, labels, beta in cases:
+def slope_of(logits, labels, beta):
+    """Your slope, with the library's NLL and temperature fitting switched off."""
+    with switched_off(cal, "_nll_derivatives", "fit_temperature", "negative_log_likelihood"):
+        return float(my_nll_slope(logits, labels, beta))
+
+
+def check_nll_slope(logits, labels, beta):
+    """Your slope against central finite differences of the library's NLL."""
     h = 1e-5
     numeric = (nll_at(logits, labels, beta + h) - nll_at(logits, labels, beta - h)) / (2 * h)
-    with switched_off(cal, "_nll_derivatives", "fit_temperature", "negative_log_likelihood"):
-        mine = float(my_nll_slope(logits, labels, beta))
+    mine = slope_of(logits, labels, beta)
     assert np.isclose(mine, numeric, rtol=1e-5, atol=1e-7), (
         f"β = {beta}: yours {mine}, finite differences {numeric}")
-with switched_off(cal, "_nll_derivatives", "fit_temperature", "negative_log_likelihood"):
-    at_optimum = float(my_nll_slope(val_logits, y_val, 1 / temperature))
+
+
+check_nll_slope(val_logits, y_val, 0.8)
+rng = np.random.default_rng(7)
+check_nll_slope(3 * rng.standard_normal((400, 10)), rng.integers(0, 10, 400), 1.0)
+at_optimum = slope_of(val_logits, y_val, 1 / temperature)
 print(f"at the fitted β = 1/T = {1 / temperature:.4f} your slope is {at_optimum:.2e}")
 assert abs(at_optimum) < 1e-8, "the slope must vanish where fit_temperature stopped"
-print("Exercise (b): all checks passed")
-
+print("Exercise 2: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261209)
+for hidden_beta in (0.3, 2.5, 5.0):
+    hidden_k = int(hidden_rng.integers(2, 15))
+    check_nll_slope(4 * hidden_rng.standard_normal((300, hidden_k)),
+                    hidden_rng.integers(0, hidden_k, 300), hidden_beta)
+hidden_logits = cal.predict_logits(single, x_test[:300])
+check_nll_slope(hidden_logits, y_test[:300], 0.45)
+hidden_beta = 1 / cal.fit_temperature(hidden_logits, y_test[:300])
+assert abs(slope_of(hidden_logits, y_test[:300], hidden_beta)) < 1e-8
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise (c) — FGSM's perturbation
+# ### Exercise 3 — FGSM's perturbation
 #
 # Given the input gradient $g = \nabla_x L(f(x), y)$ (what `cal.input_gradient` returns),
 # write `my_fgsm(x, gradient, epsilon)`: the FGSM images of section 6, every pixel moved by
 # ε in the direction of the gradient's sign and clipped back to $[0, 1]$. The check compares
-# them with `cal.fgsm` on random test digits, at four ε, for the dense network and for the
-# pruned layer-wise OBS network of section 8 (whose layers run on sparse kernels).
+# them with `cal.fgsm` on random test digits, at several ε, for the dense network and for
+# networks you do not see — among them the pruned layer-wise OBS network of section 8
+# (whose layers run on sparse kernels).
 
-# %%
-# Exercise (c) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-3", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_fgsm(x, gradient, epsilon):
+    ### BEGIN SOLUTION
     return np.clip(x + epsilon * np.sign(gradient), 0.0, 1.0)
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (c) (no need to edit)
-rng = np.random.default_rng(11)
-for net in (single, compressed["layer-wise OBS 90%, retrained"]):
+# %% nbgrader={"grade": true, "grade_id": "exercise-3-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 3 (no need to edit)
+def check_fgsm(net, rng, epsilons):
+    """Your FGSM images against cal.fgsm's on 200 random test digits."""
     rows = rng.choice(len(x_test), size=200, replace=False)
     x, y = x_test[rows], y_test[rows]
     g = cal.input_gradient(net, x, y)
-    for epsilon in (0.0, 0.03, 0.1, 0.3):
+    for epsilon in epsilons:
         expected = cal.fgsm(net, x, y, epsilon)
         with switched_off(cal, "fgsm", "iterative_attack", "adversarial_sweep"):
             mine = np.asarray(my_fgsm(x, g, epsilon))
         assert mine.shape == x.shape, f"shape {mine.shape}, expected {x.shape}"
         assert np.allclose(mine, expected, atol=1e-6), f"ε = {epsilon}: your images differ"
         assert np.abs(mine - x).max() <= epsilon + 1e-6 and mine.min() >= 0 and mine.max() <= 1
-print("Exercise (c): all checks passed")
+
+
+check_fgsm(single, np.random.default_rng(11), (0.03, 0.1))
+print("Exercise 3: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261210)
+check_fgsm(single, hidden_rng, (0.0, 0.3, 0.7))
+check_fgsm(compressed["layer-wise OBS 90%, retrained"], hidden_rng, (0.05, 0.25))
+check_fgsm(single_04, hidden_rng, (0.15,))
+### END HIDDEN TESTS
+
+# ### Design task — decline the noise, answer the digits
+#
+# Section 4 used the max-softmax as a detector without choosing a threshold. Now choose
+# one: take one of the predictors of section 7 (a name of `ways`: the single network,
+# temperature-scaled or not, the dropout network, MC dropout, the deep ensemble...) and a
+# threshold $\tau$. The predictor **declines** an input when its largest probability is
+# below $\tau$, and answers otherwise. The check draws 1,000 new uniform-noise images (with
+# a seed this notebook never uses) and counts:
+#
+# * at least **95% of the noise images declined**;
+# * at most **12% of the test digits declined**, i.e. it answers at least 88% of them
+#   (fast mode, where every network trained two or three epochs: at most 20%).
+#
+# The AUROCs of section 7 tell you which predictors can do it at all; the histograms of
+# section 4 why the single network cannot. The check counts images; it never times
+# anything.
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+design = {"predictor": None, "threshold": None}  # yours: a name of `ways`, and τ
+### BEGIN SOLUTION
+design = {"predictor": "deep ensemble, temperature-scaled", "threshold": 0.7}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_NOISE_DECLINED = 0.95
+DESIGN_DIGITS_DECLINED = 0.20 if FAST else 0.12
+assert design["predictor"] in ways, f"predictor: one of {list(ways)}"
+assert design["threshold"] is not None, "choose a threshold τ"
+design_noise = np.random.default_rng([SEED, 8080]).random(x_test.shape).astype(x_test.dtype)
+design_predict = ways[design["predictor"]]
+noise_declined = np.mean(design_predict(design_noise).max(axis=1) < design["threshold"])
+digits_declined = np.mean(design_predict(x_test).max(axis=1) < design["threshold"])
+print(f"Design task: {design['predictor']} at τ = {design['threshold']}: declines "
+      f"{noise_declined:.1%} of the noise images (at least {DESIGN_NOISE_DECLINED:.0%}) and "
+      f"{digits_declined:.1%} of the test digits (at most {DESIGN_DIGITS_DECLINED:.0%})")
+assert noise_declined >= DESIGN_NOISE_DECLINED, "declines too little of the noise"
+assert digits_declined <= DESIGN_DIGITS_DECLINED, "declines too many test digits"
 
 # %% [markdown]
 # ## Summary

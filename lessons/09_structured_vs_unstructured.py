@@ -26,7 +26,7 @@
 #    ([Wen et al. 2016](REFERENCES.md#learning-structured-sparsity--wen-et-al-2016),
 #    [Elsen et al. 2020](REFERENCES.md#fast-sparse-convnets--elsen-et-al-2020));
 # 7. see why tinysparse tells idle BLAS threads to sleep;
-# 8. do three exercises that check themselves.
+# 8. do three exercises that check themselves, and a design task with a target.
 #
 # You need lessons 01 and 02. **Every time in this notebook is measured on your machine,
 # in this run**: it depends on the processor, the number of cores, the BLAS library, and
@@ -47,6 +47,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tinysparse.bench  # what `tinysparse bench` measures (not loaded by `import tinysparse`)
+import tinysparse.exercises  # the exercises' checks
 from tinysparse import kernels
 from tinysparse.autograd import cross_entropy
 from tinysparse.benchmarking import (
@@ -386,7 +387,7 @@ for name in ("spmm", "spmm_transposed", "sddmm"):
 #   the thread zeroes them itself); `spmm_transposed` walks $W$ by *columns* (CSC) so that
 #   each thread owns whole rows of $dX$. Walking the CSR rows instead would scatter into
 #   `dx[indices[k]]` from many rows at once — two threads could add to the same row at the
-#   same time (exercise (a) writes that version, single-threaded). No races, so the results
+#   same time (exercise 1 writes that version, single-threaded). No races, so the results
 #   do not depend on the number of threads.
 # * **One thread for small work.** `@parallel_or_serial` compiles each kernel twice, with
 #   its `prange` split over the cores and in one thread, and picks by the amount of work:
@@ -1206,7 +1207,20 @@ except ValueError:  # no parallel kernel has run yet
 
 
 # %% [markdown]
-# ## Exercise (a) — write a CSR SpMM yourself
+# ## Exercises
+#
+# Three exercises and a design task. Each exercise asks for a **function**; the cell after
+# it checks your function on this notebook's networks and then on inputs this text never
+# shows (hidden tests, added back when a teacher grades the notebook), with the library
+# functions that would answer it switched off while your code runs (calling one raises an
+# error).
+#
+# The cells you fill in hold **our solution, between two marker comments, so that the
+# notebook runs top to bottom — try it yourself first**. In the student edition
+# (`tinysparse course release DIR`) they read `# YOUR CODE HERE`; `tinysparse course grade
+# NOTEBOOK` scores a completed notebook.
+#
+# ### Exercise 1 — write a CSR SpMM yourself
 #
 # Write `my_spmm(indptr, indices, values, x)`, the product $Y = W X$ for $W$ in CSR and a
 # feature-major $X$ (in × batch), with a plain loop over the rows of $W$ and, inside, over
@@ -1216,118 +1230,241 @@ except ValueError:  # no parallel kernel has run yet
 # $dX = W^\top dY$, **from the same CSR arrays** — no CSC: for each non-zero $W_{ij}$, add
 # $W_{ij}\, dY_{i,:}$ to row $j$ of $dX$. (This *scatter* is correct single-threaded. Why
 # would it be a problem if each thread took a share of the rows $i$? That is why the
-# library walks the CSC view instead.)
-#
-# The checks compare with `kernels.reference("spmm")` and
-# `kernels.reference("spmm_transposed")` on the small example of section 2 and on a random
-# matrix. The cell below holds **our solution, so that the notebook runs top to bottom —
-# try it yourself first** (delete the bodies and write your own), then run the check.
+# library walks the CSC view instead.) NumPy only: the checks switch off the library's
+# kernels while yours run, and compare your products with `kernels.reference("spmm")` and
+# `kernels.reference("spmm_transposed")` on the small example of section 2, on a random
+# matrix, and on matrices you do not see (empty rows and columns among them).
 
-# %%
-# Exercise (a) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_spmm(indptr, indices, values, x):
+    ### BEGIN SOLUTION
     y = np.zeros((len(indptr) - 1, x.shape[1]), dtype=x.dtype)
     for i in range(len(indptr) - 1):                # one output row (one neuron) at a time
         for k in range(indptr[i], indptr[i + 1]):   # the non-zeros of row i
             y[i] += values[k] * x[indices[k]]
     return y
+    ### END SOLUTION
 
 
 def my_spmm_transposed_from_csr(indptr, indices, values, dy, cols):
+    ### BEGIN SOLUTION
     dx = np.zeros((cols, dy.shape[1]), dtype=dy.dtype)
     for i in range(len(indptr) - 1):
         for k in range(indptr[i], indptr[i + 1]):
             dx[indices[k]] += values[k] * dy[i]     # scatter into row j = indices[k]
     return dx
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (a) (no need to edit)
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 1 (no need to edit)
+def check_spmm(keep, weight, x, dy):
+    """Your two products against the library's reference kernels (switched off for yours)."""
+    s = build_structure(keep)
+    expected = (kernels.reference("spmm")(s.indptr, s.indices, s.gather(weight), x),
+                kernels.reference("spmm_transposed")(s.t_indptr, s.t_indices, s.t_order,
+                                                     s.gather(weight), dy))
+    with ts.exercises.switched_off(kernels, "reference", "compiled", "implementation",
+                                   "one_thread", "spmm", "spmm_transposed"), \
+            ts.exercises.switched_off(sparse_reference, "spmm", "spmm_transposed"), \
+            ts.exercises.switched_off(numba_kernels, "spmm", "spmm_transposed"):
+        mine = (np.asarray(my_spmm(s.indptr, s.indices, s.gather(weight), x)),
+                np.asarray(my_spmm_transposed_from_csr(s.indptr, s.indices, s.gather(weight),
+                                                       dy, keep.shape[1])))
+    for name, yours, library in zip(("my_spmm", "my_spmm_transposed_from_csr"), mine, expected):
+        assert yours.shape == library.shape, f"{name}: shape {yours.shape}, expected {library.shape}"
+        np.testing.assert_allclose(yours, library, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
 check_rng = np.random.default_rng(SEED + 1)
 small_x = np.arange(8, dtype=np.float32).reshape(4, 2)
-assert np.array_equal(my_spmm(structure.indptr, structure.indices, structure.gather(W), small_x),
-                      W @ small_x)
-keep = check_rng.random((40, 60)) >= 0.8
-w = (check_rng.standard_normal((40, 60)) * keep).astype(np.float32)
-s = build_structure(keep)
-x_check = check_rng.standard_normal((60, 16)).astype(np.float32)
-dy_check = check_rng.standard_normal((40, 16)).astype(np.float32)
-np.testing.assert_allclose(my_spmm(s.indptr, s.indices, s.gather(w), x_check),
-                           kernels.reference("spmm")(s.indptr, s.indices, s.gather(w), x_check),
-                           rtol=1e-5, atol=1e-5)
-np.testing.assert_allclose(
-    my_spmm_transposed_from_csr(s.indptr, s.indices, s.gather(w), dy_check, 60),
-    kernels.reference("spmm_transposed")(s.t_indptr, s.t_indices, s.t_order, s.gather(w), dy_check),
-    rtol=1e-5, atol=1e-5)
-print("Exercise (a): both products agree with the library's reference kernels - all checks passed")
+check_spmm(keep=W != 0, weight=W, x=small_x, dy=np.ones((3, 2), dtype=np.float32))
+keep_check = check_rng.random((40, 60)) >= 0.8
+check_spmm(keep_check, (check_rng.standard_normal((40, 60)) * keep_check).astype(np.float32),
+           check_rng.standard_normal((60, 16)).astype(np.float32),
+           check_rng.standard_normal((40, 16)).astype(np.float32))
+print("Exercise 1: both products agree with the library's reference kernels - "
+      "visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261209)
+for hidden_rows, hidden_cols, hidden_batch, hidden_density in (
+        (17, 9, 3, 0.3), (5, 33, 1, 0.05), (64, 48, 7, 0.5), (8, 8, 5, 0.0)):
+    hidden_keep = hidden_rng.random((hidden_rows, hidden_cols)) < hidden_density
+    hidden_keep[hidden_rows // 2] = False                      # an empty row
+    hidden_weight = (hidden_rng.standard_normal(hidden_keep.shape) * hidden_keep)
+    check_spmm(hidden_keep, hidden_weight.astype(np.float32),
+               hidden_rng.standard_normal((hidden_cols, hidden_batch)).astype(np.float32),
+               hidden_rng.standard_normal((hidden_rows, hidden_batch)).astype(np.float32))
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## Exercise (b) — count the multiply–adds
+# ### Exercise 2 — count a layer's multiply–adds
 #
-# 1. `macs_fc1`: how many multiply–adds does the first layer of a LeNet-300-100 pruned to
-#    97% by magnitude (`lenet300_97` below) do per example, when its kernel skips the
-#    zeros?
-# 2. `macs_conv1`: the same for the first layer of a LeNet-5 pruned to 95% by magnitude
-#    (`lenet5_95` below). A convolution uses each kernel weight once per output position;
-#    `conv1` has $5 \times 5$ kernels, stride 1 and padding 2 on $28 \times 28$ images, and
-#    $H_\text{out} = (H + 2p - k)/\text{stride} + 1$.
+# Write `layer_macs(layer, height, width)`: how many multiply–adds one example costs
+# `layer` when its kernel skips the pruned weights. `layer` is a `Linear`, `Conv2d`,
+# `SparseLinear` or `SparseConv2d`; `height` and `width` are the size of the image the
+# layer receives (a `Linear` ignores them). A weight costs one multiply–add per example in
+# a `Linear`, and one per output position in a convolution, whose output has
+# $H_\text{out} = \lfloor (H + 2p - k)/\text{stride} \rfloor + 1$ rows (and as many columns
+# by the same rule): `layer.kernel_size`, `layer.stride`, `layer.padding`. The kept weights
+# are counted by the layer's mask, `dict(layer.named_masks()).get("weight")` (`.kept`); a
+# layer that was never pruned has no mask and keeps its `layer.weight.size` weights.
+# Sparse layers have no `.weight`, but they always have a mask (section 2).
 #
-# At these sparsities pruning has made both layers sparse ones (`SparseLinear`,
-# `SparseConv2d`): they have no `.weight`, but `layer.mask` says which weights they keep and
-# `layer.values` holds them (section 2). The check compares with `sparse_macs` in
-# `ts.metrics.sparsity_report`.
+# The check compares your counts with `sparse_macs` in `ts.metrics.sparsity_report`
+# (switched off while yours run) for the first layers of a LeNet-300-100 pruned to 97%
+# and of a LeNet-5 pruned to 95% — both sparse layers now — and for layers you do not
+# see, sparse and masked dense, with other strides and paddings.
 
 # %%
 lenet300_97 = ts.nn.clone(lenet300)
 ts.prune.prune(lenet300_97, 0.97)
 lenet5_95 = ts.nn.clone(lenet5)
 ts.prune.prune(lenet5_95, 0.95)
-
-# Exercise (b) — our solution. Try it yourself first!
-macs_fc1 = lenet300_97.fc1.mask.kept                  # one multiply-add per kept weight
-out_size = (28 + 2 * 2 - 5) // 1 + 1                  # 28: padding 2 keeps the size
-macs_conv1 = lenet5_95.conv1.mask.kept * out_size * out_size
+print(lenet300_97.fc1, "\n", lenet5_95.conv1)
 
 
-# %%
-# Checks for exercise (b) (no need to edit)
-def report_row(model, layer):
-    return next(r for r in ts.metrics.sparsity_report(model).rows if r["layer"] == layer)
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def layer_macs(layer, height=None, width=None):
+    ### BEGIN SOLUTION
+    mask = dict(layer.named_masks()).get("weight")
+    kept = mask.kept if mask is not None else layer.weight.size  # one MAC per kept weight
+    if isinstance(layer, ts.nn.Linear | ts.nn.SparseLinear):
+        return kept
+    k, stride, padding = layer.kernel_size, layer.stride, layer.padding
+    rows = (height + 2 * padding - k) // stride + 1       # H_out = (H + 2p - k)/stride + 1
+    columns = (width + 2 * padding - k) // stride + 1
+    return kept * rows * columns                          # ... once per output position
+    ### END SOLUTION
 
 
-assert macs_fc1 == report_row(lenet300_97, "fc1.weight")["sparse_macs"], macs_fc1
-assert macs_conv1 == report_row(lenet5_95, "conv1.weight")["sparse_macs"], macs_conv1
-print(f"Exercise (b): fc1 {macs_fc1:,} of {784 * 300:,} multiply-adds per example; conv1 "
-      f"{macs_conv1:,} of {150 * 28 * 28:,} - all checks passed")
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 2 (no need to edit)
+def check_layer_macs(model, layer_name, height, width, input_shape=(1, 28, 28)):
+    """Your count for one layer against the library's sparsity report."""
+    row = next(r for r in ts.metrics.sparsity_report(model, input_shape).rows
+               if r["layer"] == f"{layer_name}.weight")
+    with ts.exercises.switched_off(ts.metrics, "sparsity_report", "_output_positions"):
+        mine = layer_macs(model.get_submodule(layer_name), height, width)
+    assert mine == row["sparse_macs"], (layer_name, mine, row["sparse_macs"])
+    return mine
+
+
+macs_fc1 = check_layer_macs(lenet300_97, "fc1", None, None)
+macs_conv1 = check_layer_macs(lenet5_95, "conv1", 28, 28)
+print(f"Exercise 2: fc1 {macs_fc1:,} of {784 * 300:,} multiply-adds per example; conv1 "
+      f"{macs_conv1:,} of {150 * 28 * 28:,} - visible checks passed")
+### BEGIN HIDDEN TESTS
+check_layer_macs(lenet5_95, "conv2", 14, 14)
+check_layer_macs(lenet5_95, "fc3", None, None)
+check_layer_macs(ts.nn.lenet5(seed=4), "conv2", 14, 14)     # never pruned: no mask
+for hidden_seed, (hidden_stride, hidden_padding, hidden_sparsity) in enumerate(
+        [(2, 1, 0.9), (3, 0, 0.5), (1, 3, 0.97)]):
+    hidden_conv = ts.nn.Sequential(("conv", ts.nn.Conv2d(2, 5, 3, stride=hidden_stride,
+                                                         padding=hidden_padding,
+                                                         rng=hidden_seed)))
+    ts.prune.prune(hidden_conv, hidden_sparsity)             # 0.5: stays masked dense
+    check_layer_macs(hidden_conv, "conv", 19, 13, input_shape=(2, 19, 13))
+hidden_mlp = ts.nn.mlp([30, 20, 4], seed=5)
+ts.prune.prune(hidden_mlp, 0.6)
+hidden_macs = check_layer_macs(hidden_mlp, "fc1", None, None, input_shape=(30,))
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## Exercise (c) — count the parameters of a shrunk network
+# ### Exercise 3 — count the parameters of a shrunk network
 #
-# Remove 75% of LeNet-5's hidden units (`ts.prune.structured_prune(..., 0.75)` and
-# `ts.prune.shrink`, below). From `ts.prune.unit_counts(shrunk)` alone — the number of
-# filters or neurons in each layer — compute the number of parameters of the shrunk
-# network, weights and biases. Remember that `conv1` sees one input channel, that all
-# kernels are $5 \times 5$, and that `fc1` reads the flattened output of `conv2` after
-# pooling: $5 \times 5$ values per `conv2` filter.
+# Structured pruning followed by `shrink` leaves a LeNet-5 with fewer filters and neurons
+# (section 5). Write `lenet5_parameters(counts)`: from `counts`, what
+# `ts.prune.unit_counts(shrunk)` returns — the number of filters or neurons of `conv1`,
+# `conv2`, `fc1`, `fc2` and `fc3` — the number of parameters of the network, weights and
+# biases. Remember that `conv1` sees one input channel, that all kernels are $5 \times 5$,
+# and that `fc1` reads the flattened output of `conv2` after pooling: $5 \times 5$ values
+# per `conv2` filter. The check compares with `num_parameters()` of networks shrunk by
+# other fractions than the one below (`num_parameters` switched off while yours runs).
 
 # %%
 shrunk = ts.nn.clone(lenet5)
 ts.prune.structured_prune(shrunk, 0.75)
 shrunk = ts.prune.shrink(shrunk)
-counts = ts.prune.unit_counts(shrunk)
-print(counts)
+print(ts.prune.unit_counts(shrunk))
 
-# Exercise (c) — our solution. Try it yourself first!
-c1, c2, f1, f2, f3 = (counts[name] for name in ("conv1", "conv2", "fc1", "fc2", "fc3"))
-parameters_by_hand = ((1 * 5 * 5 * c1 + c1) + (c1 * 5 * 5 * c2 + c2)
-                      + (c2 * 5 * 5 * f1 + f1) + (f1 * f2 + f2) + (f2 * f3 + f3))
 
-# %%
-# Checks for exercise (c) (no need to edit)
-assert parameters_by_hand == shrunk.num_parameters(), (parameters_by_hand,
-                                                       shrunk.num_parameters())
-print(f"Exercise (c): {parameters_by_hand:,} parameters, {lenet5.num_parameters():,} before "
-      f"({parameters_by_hand / lenet5.num_parameters():.1%}) - all checks passed")
+# %% nbgrader={"grade": false, "grade_id": "exercise-3", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def lenet5_parameters(counts):
+    ### BEGIN SOLUTION
+    c1, c2, f1, f2, f3 = (counts[name] for name in ("conv1", "conv2", "fc1", "fc2", "fc3"))
+    return ((1 * 5 * 5 * c1 + c1) + (c1 * 5 * 5 * c2 + c2)
+            + (c2 * 5 * 5 * f1 + f1) + (f1 * f2 + f2) + (f2 * f3 + f3))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "exercise-3-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 3 (no need to edit)
+def check_lenet5_parameters(network):
+    """Your count from the unit counts against the network's own count."""
+    expected, counts = network.num_parameters(), ts.prune.unit_counts(network)
+    with ts.exercises.switched_off(ts.nn.Module, "num_parameters", "parameters",
+                                   "named_parameters"):
+        mine = lenet5_parameters(dict(counts))
+    assert mine == expected, (counts, mine, expected)
+    return mine
+
+
+parameters_by_hand = check_lenet5_parameters(shrunk)
+print(f"Exercise 3: {parameters_by_hand:,} parameters, {lenet5.num_parameters():,} before "
+      f"({parameters_by_hand / lenet5.num_parameters():.1%}) - visible checks passed")
+### BEGIN HIDDEN TESTS
+check_lenet5_parameters(ts.nn.lenet5(seed=1))                 # nothing removed
+for hidden_fraction in (0.3, 0.6, 0.9):
+    hidden_shrunk = ts.nn.lenet5(seed=2)
+    ts.prune.structured_prune(hidden_shrunk, hidden_fraction)
+    check_lenet5_parameters(ts.prune.shrink(hidden_shrunk))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Design task — a LeNet-300-100 that is sparse where it runs
+#
+# Choose a pruning rate for each layer of the trained LeNet-300-100 of section 1 (magnitude
+# pruning, layer by layer) such that, after retraining (`DESIGN_RETRAIN`: ten epochs of
+# Adam at $10^{-3}$; one short epoch in fast mode),
+#
+# * **every layer takes the sparse path** — pruning makes it a `SparseLinear`;
+# * the network costs **at most 8% of the dense multiply–adds** per example;
+# * its test accuracy is **at least 0.93** (in fast mode, where the dense network trained
+#   one epoch and retraining is fifteen steps, at least 0.65).
+#
+# A uniform 90% (section 1) costs too many multiply–adds; a uniform 95% loses the accuracy
+# target, and global pruning at 92% leaves a layer on the masked dense path. Which layer
+# can give up the most, and what does the switch point ask of the one that can give up the
+# least? The check prunes and retrains with your rates and reads the sparsity report; it
+# counts, it never times anything.
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+design_sparsities = {"fc1.weight": None, "fc2.weight": None, "fc3.weight": None}  # yours
+### BEGIN SOLUTION
+design_sparsities = {"fc1.weight": 0.95, "fc2.weight": 0.85, "fc3.weight": 0.8}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_MACS = 0.08
+DESIGN_ACCURACY = 0.65 if FAST else 0.93
+DESIGN_RETRAIN = {"epochs": 1, "max_steps": 15} if FAST else {"epochs": 10}
+assert set(design_sparsities) == {"fc1.weight", "fc2.weight", "fc3.weight"}, (
+    "give a rate for each of fc1.weight, fc2.weight, fc3.weight")
+designed = ts.nn.clone(lenet300)
+ts.prune.prune(designed, dict(design_sparsities))
+ts.fit(designed, data, seed=SEED, quiet=True, **DESIGN_RETRAIN)
+design_report = ts.metrics.sparsity_report(designed)
+design_paths = {row["layer"]: row["path"] for row in design_report.rows}
+design_macs = design_report.total["sparse_macs"] / design_report.total["dense_macs"]
+design_accuracy = ts.evaluate(designed, *data.test)["accuracy"]
+print(f"Design task: paths {design_paths}; {design_macs:.2%} of the dense multiply-adds "
+      f"(at most {DESIGN_MACS:.0%}); test accuracy {design_accuracy:.4f} "
+      f"(at least {DESIGN_ACCURACY})")
+assert set(design_paths.values()) == {"sparse"}, f"not every layer is sparse: {design_paths}"
+assert design_macs <= DESIGN_MACS, f"{design_macs:.2%} of the multiply-adds > {DESIGN_MACS:.0%}"
+assert design_accuracy >= DESIGN_ACCURACY, "below the accuracy target"
 
 # %% [markdown]
 # ## Summary

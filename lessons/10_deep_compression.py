@@ -31,7 +31,7 @@
 # 7. time one prediction at a time through `ts.compile_inference`: dense, pruned, and
 #    structurally shrunk;
 # 8. put the papers' numbers beside ours;
-# 9. do three exercises that check themselves.
+# 9. do three exercises that check themselves, and a design task with a target.
 #
 # **Run time.** The default mode trains LeNet-300-100 (20 epochs on the 4,000 training
 # digits of `mnist-5k`), prunes it iteratively, shares and fine-tunes it at five widths,
@@ -896,24 +896,31 @@ print(plans["pruned 95% per layer"])
 # %% [markdown]
 # ## 9. Exercises
 #
-# Each exercise has a cell with **our solution, already filled in — try it yourself first**
-# (clear the cell and write your own), and a cell of checks that needs no editing. The
-# checks draw their own random inputs, and while your function runs they **switch off** the
-# library functions that would answer the exercise for you (calling one raises an error):
-# you cannot pass them by pasting a printed number or by calling the library.
+# Three exercises and a design task. Each exercise asks for a **function**; the cell after
+# it checks your function on random inputs and then on inputs this text never shows
+# (hidden tests, added back when a teacher grades the notebook). While your function runs,
+# the checks **switch off** the library functions that would answer the exercise for you
+# (calling one raises an error): you cannot pass them by pasting a printed number or by
+# calling the library.
 #
-# ### Exercise (a) — k-means with linear initialisation
+# The cells you fill in hold **our solution, between two marker comments, so that the
+# notebook runs top to bottom — try it yourself first**. In the student edition
+# (`tinysparse course release DIR`) they read `# YOUR CODE HERE`; `tinysparse course grade
+# NOTEBOOK` scores a completed notebook.
+#
+# ### Exercise 1 — k-means with linear initialisation
 #
 # Write `my_kmeans(values, k)`: Lloyd's algorithm in one dimension, the centroids starting
 # evenly spaced from the smallest to the largest value, each value assigned to its nearest
 # centroid (a value exactly half-way goes to the lower one), each centroid moved to the mean
 # of its values (an empty centroid stays where it is), until no assignment changes. Return
 # `(centroids, assignments)`. NumPy only. The check compares it with `kmeans.kmeans_1d` on
-# weights drawn like a pruned layer's (two humps, a hole in the middle).
+# weights drawn like a pruned layer's (two humps, a hole in the middle), and on other
+# values you do not see.
 
-# %%
-# Exercise (a) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_kmeans(values, k, max_iterations=100):
+    ### BEGIN SOLUTION
     values = np.asarray(values, dtype=np.float64).ravel()
     centroids = np.linspace(values.min(), values.max(), k)
 
@@ -932,27 +939,46 @@ def my_kmeans(values, k, max_iterations=100):
             break
         assignments = new_assignments
     return centroids, assignments
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (a) (no need to edit)
-rng = np.random.default_rng(2016)
-for trial in range(5):
-    n, k = int(rng.integers(200, 5000)), int(rng.integers(2, 40))
-    scale = rng.uniform(0.02, 0.3)
-    humps = rng.normal(scale, scale / 2, n) * rng.choice([-1, 1], n)
-    values = humps[np.abs(humps) > scale / 3]
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 1 (no need to edit)
+def check_kmeans(values, k, label):
+    """Your centroids and assignments against kmeans_1d's (switched off for yours)."""
     expected = kmeans.kmeans_1d(values, k, "linear")
     with switched_off(kmeans, "kmeans_1d", "initial_centroids", "nearest_centroid"), \
             switched_off(compress, "kmeans_1d"), switched_off(sharing, "kmeans_1d"):
         centroids, assignments = my_kmeans(values, k)
     assert np.allclose(centroids, expected.centroids, rtol=1e-10, atol=1e-12), (
-        f"trial {trial} ({values.size} values, k = {k}): your centroids differ")
-    assert np.array_equal(assignments, expected.assignments), f"trial {trial}: assignments"
-print("Exercise (a): all checks passed")
+        f"{label} ({np.size(values)} values, k = {k}): your centroids differ")
+    assert np.array_equal(assignments, expected.assignments), f"{label}: assignments"
+
+
+def two_humps(rng):
+    n, k = int(rng.integers(200, 5000)), int(rng.integers(2, 40))
+    scale = rng.uniform(0.02, 0.3)
+    humps = rng.normal(scale, scale / 2, n) * rng.choice([-1, 1], n)
+    return humps[np.abs(humps) > scale / 3], k
+
+
+rng = np.random.default_rng(2016)
+for trial in range(2):
+    check_kmeans(*two_humps(rng), f"trial {trial}")
+print("Exercise 1: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261211)
+for hidden_trial in range(4):
+    check_kmeans(*two_humps(hidden_rng), f"hidden trial {hidden_trial}")
+check_kmeans(hidden_rng.laplace(size=3000), 31, "Laplace values")          # long tails
+check_kmeans(np.repeat([-1.0, 0.5, 2.0], [50, 3, 40]), 6, "three values")  # empty centroids
+check_kmeans(np.array([0, 0.5, 1, 1, 2, 2]), 3, "a value exactly half-way")  # goes lower
+check_kmeans(pruned.state_dict()["fc2.weight"][dict(pruned.named_masks())["fc2.weight"].keep],
+             15, "fc2's kept weights")
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise (b) — Huffman code lengths
+# ### Exercise 2 — Huffman code lengths
 #
 # Write `my_code_lengths(frequencies)`: for a dict `{symbol: count}` (all counts
 # positive, at least two symbols), the length of every symbol's Huffman code word. Track
@@ -961,9 +987,9 @@ print("Exercise (a): all checks passed")
 # prefix code (Kraft's inequality $\sum_s 2^{-\ell_s} \le 1$) with the smallest total
 # $\sum_s n_s \ell_s$ — the library's total, computed before your function runs.
 
-# %%
-# Exercise (b) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_code_lengths(frequencies):
+    ### BEGIN SOLUTION
     tie = itertools.count()
     heap = [(count, next(tie), [symbol]) for symbol, count in frequencies.items()]
     heapq.heapify(heap)
@@ -975,26 +1001,44 @@ def my_code_lengths(frequencies):
             depth[symbol] += 1
         heapq.heappush(heap, (weight_a + weight_b, next(tie), under_a + under_b))
     return depth
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (b) (no need to edit)
-rng = np.random.default_rng(1952)
-for trial in range(8):
-    size = int(rng.integers(2, 70))
-    counts = rng.integers(1, 4 if trial % 2 else 10_000, size)  # odd trials: many ties
-    frequencies = {int(s): int(c) for s, c in zip(rng.permutation(200)[:size], counts)}
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 2 (no need to edit)
+def check_code_lengths(frequencies, label):
+    """A prefix code with Huffman's total, with the library's coder switched off."""
     best = sum(frequencies[s] * n for s, n in huffman.code_lengths(frequencies).items())
     with switched_off(huffman, "code_lengths", "build_code", "canonical_code"):
         mine = my_code_lengths(dict(frequencies))
-    assert set(mine) == set(frequencies), f"trial {trial}: lengths for other symbols"
-    assert sum(2.0 ** -mine[s] for s in mine) <= 1.0, f"trial {trial}: not a prefix code"
+    assert set(mine) == set(frequencies), f"{label}: lengths for other symbols"
+    assert sum(2.0 ** -mine[s] for s in mine) <= 1.0, f"{label}: not a prefix code"
     total = sum(frequencies[s] * mine[s] for s in frequencies)
-    assert total == best, f"trial {trial}: total {total} bits, Huffman's is {best}"
-print("Exercise (b): all checks passed")
+    assert total == best, f"{label}: total {total} bits, Huffman's is {best}"
+
+
+def random_alphabet(rng, many_ties):
+    size = int(rng.integers(2, 70))
+    counts = rng.integers(1, 4 if many_ties else 10_000, size)
+    return {int(s): int(c) for s, c in zip(rng.permutation(200)[:size], counts)}
+
+
+rng = np.random.default_rng(1952)
+for trial in range(4):
+    check_code_lengths(random_alphabet(rng, many_ties=trial % 2 == 1), f"trial {trial}")
+print("Exercise 2: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261212)
+for hidden_trial in range(6):
+    check_code_lengths(random_alphabet(hidden_rng, many_ties=hidden_trial % 2 == 0),
+                       f"hidden trial {hidden_trial}")
+check_code_lengths({"a": 5, "b": 5}, "two symbols")
+check_code_lengths({s: 2**s for s in range(12)}, "powers of two")             # a deep tree
+check_code_lengths(dict(zip(*np.unique(fc1.assignments, return_counts=True))), "fc1's indices")
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise (c) — the relative index with padding
+# ### Exercise 3 — the relative index with padding
 #
 # Write `my_relative_index(positions, codes, gap_bits)`: the two streams of section 3.3 for
 # kept weights at the increasing flat `positions` with codebook indices `codes` (all ≥ 1).
@@ -1005,9 +1049,9 @@ print("Exercise (b): all checks passed")
 # anywhere the encoder would not put it) and compares them with the library's encoder, on
 # random sparse layers.
 
-# %%
-# Exercise (c) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-3", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_relative_index(positions, codes, gap_bits):
+    ### BEGIN SOLUTION
     span = 2**gap_bits
     gaps, entry_codes, previous = [], [], -1
     for position, code in zip(positions, codes):
@@ -1020,16 +1064,13 @@ def my_relative_index(positions, codes, gap_bits):
         entry_codes.append(int(code))
         previous = int(position)
     return np.array(gaps, dtype=np.int64), np.array(entry_codes, dtype=np.int64)
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (c) (no need to edit)
-rng = np.random.default_rng(1510)
-for trial in range(6):
-    size, density = int(rng.integers(50, 20_000)), rng.uniform(0.005, 0.5)
-    positions = np.flatnonzero(rng.random(size) < density)
-    codes = rng.integers(1, 32, positions.size)
-    gap_bits = int(rng.integers(1, 9))
+# %% nbgrader={"grade": true, "grade_id": "exercise-3-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 3 (no need to edit)
+def check_relative_index(positions, codes, gap_bits, size, label):
+    """Your streams decode right and equal the library's encoder's (switched off)."""
     expected = relative_index.encode_positions(positions, codes, gap_bits)
     with switched_off(relative_index, "encode_positions"), \
             switched_off(file_format, "encode_positions"):
@@ -1037,11 +1078,76 @@ for trial in range(6):
                                                                       gap_bits))
     found, found_codes = relative_index.decode_positions(gaps, entry_codes, gap_bits, size)
     assert np.array_equal(found, positions) and np.array_equal(found_codes, codes), (
-        f"trial {trial}: your streams decode to other positions")
+        f"{label}: your streams decode to other positions")
     assert np.array_equal(gaps, expected.gaps) and np.array_equal(entry_codes, expected.codes), (
-        f"trial {trial}: decodable, but not the shortest stream (pad only when needed)")
+        f"{label}: decodable, but not the shortest stream (pad only when needed)")
     assert np.all(gaps < 2**gap_bits)
-print("Exercise (c): all checks passed")
+
+
+def random_layer(rng):
+    size, density = int(rng.integers(50, 20_000)), rng.uniform(0.005, 0.5)
+    positions = np.flatnonzero(rng.random(size) < density)
+    return positions, rng.integers(1, 32, positions.size), int(rng.integers(1, 9)), size
+
+
+rng = np.random.default_rng(1510)
+for trial in range(3):
+    check_relative_index(*random_layer(rng), f"trial {trial}")
+print("Exercise 3: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261213)
+for hidden_trial in range(5):
+    check_relative_index(*random_layer(hidden_rng), f"hidden trial {hidden_trial}")
+check_relative_index(np.array([0, 1, 2]), np.array([1, 2, 3]), 1, 3, "no gaps")
+check_relative_index(np.array([40]), np.array([5]), 2, 41, "one far weight: padding first")
+check_relative_index(np.array([3, 11, 12, 100]), np.array([1, 1, 2, 7]), 3, 101,
+                     "a gap of exactly 2^g and a long one")
+check_relative_index(fc1.positions, fc1.assignments, 5, fc1.positions.max() + 1, "fc1")
+### END HIDDEN TESTS
+
+# ### Design task — 58× smaller, within a point
+#
+# Section 1's file is 48× smaller than the dense float32 weights; section 2.4's uniform
+# 3 bits reach 57×, 2 bits 64× but lose accuracy. Go further: starting from the pruned
+# network of section 1 (`pruned`), choose **the codebook bits of each layer** and **the
+# width of the position gaps** (`fc_gap_bits`, section 3.3) so that the file written by
+# `compress.save_compressed` is
+#
+# * **at least 58× smaller** than the dense float32 weights (`report.compression`), and
+# * the network read back from it scores **within one point of the dense network**
+#   (at least `accuracy(dense) - 0.01`; in fast mode, where the dense network trained three
+#   epochs and pruning is one shot, at least 0.885).
+#
+# The check shares the weights with your bits, fine-tunes the centroids as section 1 does
+# (`FINETUNE_EPOCHS` at `FINETUNE_LR`), writes the file with your gap width, reads it back
+# and scores it. It counts bytes and digits; it never times anything. Which bytes of the
+# table in section 4 did the bits not touch?
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+design_bits = {"fc1": None, "fc2": None, "fc3": None}  # yours: bits of each layer's codebook
+design_gap_bits = None                                  # yours: fc_gap_bits of the file
+### BEGIN SOLUTION
+design_bits = {"fc1": 3, "fc2": 3, "fc3": 3}
+design_gap_bits = 8
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_COMPRESSION = 58
+DESIGN_ACCURACY = 0.885 if FAST else accuracy(dense) - 0.01
+assert design_gap_bits is not None and None not in design_bits.values(), (
+    "choose the bits of each layer and the gap width")
+designed = compress.share_weights(ts.nn.clone(pruned), bits=dict(design_bits))
+ts.fit(designed, data, epochs=FINETUNE_EPOCHS, lr=FINETUNE_LR, seed=SEED, quiet=True)
+design_report = compress.save_compressed(designed, workdir / "design.tsz",
+                                         fc_gap_bits=int(design_gap_bits))
+design_accuracy = accuracy(compress.load_compressed(workdir / "design.tsz"))
+print(f"Design task: {design_report.total['huffman']:,} bytes, {design_report.compression:.1f}x "
+      f"smaller (at least {DESIGN_COMPRESSION}x); decoded test accuracy {design_accuracy:.3f} "
+      f"(at least {DESIGN_ACCURACY:.3f})")
+assert design_report.compression >= DESIGN_COMPRESSION, (
+    f"{design_report.compression:.1f}x < {DESIGN_COMPRESSION}x")
+assert design_accuracy >= DESIGN_ACCURACY, "below the accuracy target"
 
 # %% [markdown]
 # ## Summary

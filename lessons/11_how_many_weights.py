@@ -23,7 +23,7 @@
 # 5. read the counts as description lengths (MDL) and as Arora et al.'s compression view
 #    of generalisation;
 # 6. put the papers' numbers beside ours;
-# 7. do three exercises that check themselves.
+# 7. do three exercises that check themselves, and a design task with a target.
 #
 # **Run time.** The default mode trains sixteen networks in subspaces (20 epochs each, as
 # the command line does), two dense ones and five pruned ones: about 2½ minutes on a 2-core
@@ -499,16 +499,22 @@ print("\nmnist-5k: 4,000 training digits (Li et al. and Han et al. used 60,000);
 #
 # ## 7. Exercises
 #
-# Each exercise has a cell with **our solution, already filled in — try it yourself first**
-# (clear the cell and write your own), and a cell of checks that needs no editing. While
-# your function runs, the checks **switch off** the library functions that would answer
-# the exercise for you (`tinysparse.exercises.switched_off`).
+# Three exercises and a design task. Each exercise asks for a **function**; the cell after
+# it checks your function on a first case and then on inputs this text never shows (hidden
+# tests, added back when a teacher grades the notebook). While your function runs, the
+# checks **switch off** the library functions that would answer the exercise for you
+# (`tinysparse.exercises.switched_off`; calling one raises an error).
+#
+# The cells you fill in hold **our solution, between two marker comments, so that the
+# notebook runs top to bottom — try it yourself first**. In the student edition
+# (`tinysparse course release DIR`) they read `# YOUR CODE HERE`; `tinysparse course grade
+# NOTEBOOK` scores a completed notebook.
 
 # %%
 from tinysparse.exercises import switched_off
 
 # %% [markdown]
-# ### Exercise (a) — a very sparse random projection
+# ### Exercise 1 — a very sparse random projection
 #
 # Write `my_projection(D, d, rng)`: a dense $D \times d$ array in which every entry is
 # non-zero with probability $1/\sqrt D$ (independently), with a random sign, each column
@@ -518,18 +524,19 @@ from tinysparse.exercises import switched_off
 # columns, equal magnitudes within a column, the number of non-zeros, the balance of signs,
 # how evenly the non-zeros fall on the rows.
 
-# %%
-# Exercise (a) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_projection(D, d, rng):
+    ### BEGIN SOLUTION
     density = 1 / math.sqrt(D)
     matrix = (rng.random((D, d)) < density) * rng.choice([-1.0, 1.0], size=(D, d))
     for j in np.flatnonzero(~matrix.any(axis=0)):  # an empty column gets one non-zero
         matrix[rng.integers(D), j] = rng.choice([-1.0, 1.0])
     return matrix / np.sqrt((matrix != 0).sum(axis=0))
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (a) (no need to edit)
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 1 (no need to edit)
 def projection_statistics(matrix):
     nonzero = matrix != 0
     k = nonzero.sum(axis=0)
@@ -540,12 +547,11 @@ def projection_statistics(matrix):
             "per_row": nonzero.sum(axis=1), "empty": int((k == 0).sum())}
 
 
-check_rng = np.random.default_rng([SEED, 11])
-for trial in range(3):
-    D, d = int(check_rng.integers(2_000, 20_000)), int(check_rng.integers(20, 80))
-    library = projection_statistics(SparseProjection.random(D, d, seed=trial).to_dense())
+def check_projection(D, d, seed):
+    """Your projection's statistics against the library's and against their expectations."""
+    library = projection_statistics(SparseProjection.random(D, d, seed=seed).to_dense())
     with switched_off(SparseProjection, "random", "from_dense"):
-        mine = my_projection(D, d, np.random.default_rng([trial, 7]))
+        mine = my_projection(D, d, np.random.default_rng([seed, 7]))
     assert mine.shape == (D, d), f"shape {mine.shape}, expected ({D}, {d})"
     stats = projection_statistics(mine)
     expected, spread = D * d / math.sqrt(D), math.sqrt(D * d / math.sqrt(D))
@@ -560,11 +566,24 @@ for trial in range(3):
         "per_row"].var() + 0.05, "the non-zeros should fall on the rows as the library's do"
     print(f"D = {D:,}, d = {d}: {stats['nnz']:,} non-zeros (library {library['nnz']:,}, "
           f"expected {expected:,.0f}); positive {stats['positive']:.3f}")
-print("Exercise (a): all checks passed")
+
+
+check_projection(5_000, 40, seed=0)
+print("Exercise 1: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng([SEED, 1111])
+for hidden_trial in range(3):
+    check_projection(int(hidden_rng.integers(2_000, 20_000)), int(hidden_rng.integers(20, 80)),
+                     seed=100 + hidden_trial)
+with switched_off(SparseProjection, "random", "from_dense"):  # D = 4: empty columns are
+    hidden_small = my_projection(4, 200, np.random.default_rng([SEED, 3333]))  # common
+assert hidden_small.shape == (4, 200) and np.all((hidden_small != 0).any(axis=0)), "empty column"
+assert np.allclose(np.linalg.norm(hidden_small, axis=0), 1), "every column must have unit length"
+### END HIDDEN TESTS
 
 
 # %% [markdown]
-# ### Exercise (b) — the gradient with respect to v, by hand
+# ### Exercise 2 — the gradient with respect to v, by hand
 #
 # Write `my_v_gradient(model, projection, v, x, y)`: the gradient of the mean cross-entropy
 # of `model` on `(x, y)` with respect to $v$, at $\theta = \theta_0 + P v$, where θ₀ is the
@@ -575,9 +594,9 @@ print("Exercise (a): all checks passed")
 # `Subspace.forward`, the `sparse_matvec` op and `SparseProjection.rmatvec` / `to_dense`
 # are switched off.
 
-# %%
-# Exercise (b) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_v_gradient(model, projection, v, x, y):
+    ### BEGIN SOLUTION
     named = list(model.named_parameters())
     theta = np.concatenate([p.data.ravel() for _, p in named]) + projection.matvec(v)
     start = 0
@@ -590,19 +609,17 @@ def my_v_gradient(model, projection, v, x, y):
     gradient = np.zeros(projection.shape[1])
     np.add.at(gradient, projection.columns, projection.values * g[projection.rows])  # Pᵀ g
     return gradient
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (b) (no need to edit)
-check_rng = np.random.default_rng([SEED, 22])
-for trial in range(3):
-    sizes = [int(check_rng.integers(5, 30)), int(check_rng.integers(4, 20)),
-             int(check_rng.integers(2, 6))]
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 2 (no need to edit)
+def check_v_gradient(sizes, d, seed):
+    """Your gradient against the Subspace's v.grad, on a float64 MLP of `sizes`."""
+    check_rng = np.random.default_rng([seed, 22])
     with ts.autograd.default_dtype(np.float64):
-        model = ts.nn.mlp(sizes, seed=trial)
-    D = model.num_parameters()
-    d = int(check_rng.integers(3, 20))
-    reference = Subspace(ts.prune.clone(model), d, seed=trial, density=0.3)
+        model = ts.nn.mlp(sizes, seed=seed)
+    reference = Subspace(ts.prune.clone(model), d, seed=seed, density=0.3)
     v = 0.2 * check_rng.standard_normal(d)
     x = check_rng.standard_normal((16, sizes[0]))
     y = check_rng.integers(0, sizes[-1], size=16)
@@ -618,12 +635,24 @@ for trial in range(3):
     assert np.allclose(mine, reference.v.grad, rtol=1e-8, atol=1e-10), (
         f"sizes {sizes}, d = {d}: your gradient differs by "
         f"{np.abs(mine - reference.v.grad).max():.2e}")
-    print(f"model {sizes} (D = {D}), d = {d}: equal to the Subspace's v.grad")
-print("Exercise (b): all checks passed")
+    print(f"model {sizes} (D = {model.num_parameters()}), d = {d}: equal to the Subspace's "
+          f"v.grad")
+
+
+check_v_gradient([12, 8, 3], 5, seed=0)
+print("Exercise 2: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng([SEED, 2222])
+for hidden_trial in range(3):
+    check_v_gradient([int(hidden_rng.integers(5, 30)), int(hidden_rng.integers(4, 20)),
+                      int(hidden_rng.integers(2, 6))], int(hidden_rng.integers(3, 20)),
+                     seed=200 + hidden_trial)
+check_v_gradient([9, 7, 6, 4], 11, seed=7)  # three layers
+### END HIDDEN TESTS
 
 
 # %% [markdown]
-# ### Exercise (c) — the search rule
+# ### Exercise 3 — the search rule
 #
 # Write `my_d_int(accuracy_at, sweep, target, bisections)`: `accuracy_at(d)` trains in a
 # d-dimensional subspace and returns the test accuracy (here, a made-up curve you do not
@@ -634,9 +663,9 @@ print("Exercise (b): all checks passed")
 # on; stop early when the interval is one wide. The checks compare your answer *and the d
 # you tried, in order* with `find_intrinsic_dimension` (switched off while yours runs).
 
-# %%
-# Exercise (c) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-3", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_d_int(accuracy_at, sweep, target, bisections):
+    ### BEGIN SOLUTION
     failed, found = 0, None
     for d in sorted(set(sweep)):
         if accuracy_at(d) >= target:
@@ -654,11 +683,12 @@ def my_d_int(accuracy_at, sweep, target, bisections):
         else:
             failed = middle
     return found
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (c) (no need to edit)
-def hidden_curve(seed):
+# %% nbgrader={"grade": true, "grade_id": "exercise-3-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 3 (no need to edit)
+def made_up_curve(seed):
     rng = np.random.default_rng([seed, 33])
     scale, noise = rng.uniform(50, 800), rng.uniform(0.0, 0.02)
     jitter = {}
@@ -689,8 +719,9 @@ def recording(accuracy_at, tried):
     return recorded
 
 
-for trial in range(8):
-    curve = hidden_curve(trial)
+def check_d_int(trial):
+    """Your answer and the d you tried against the library's search on a made-up curve."""
+    curve = made_up_curve(trial)
     rng = np.random.default_rng([trial, 44])
     start, steps = int(rng.integers(10, 100)), int(rng.integers(2, 7))
     sweep = [start * 2 ** i for i in range(steps)]  # doubling, as the CLI's default sweep
@@ -705,7 +736,62 @@ for trial in range(8):
         f"trial {trial}: you tried {tried}, the rule tries {[r.dimension for r in expected.runs]}")
     print(f"sweep {sweep}, target {target:.3f}, {bisections} bisections: d_int {mine} "
           f"after {len(tried)} trainings")
-print("Exercise (c): all checks passed")
+
+
+for trial in range(3):
+    check_d_int(trial)
+print("Exercise 3: visible checks passed")
+### BEGIN HIDDEN TESTS
+for hidden_trial in range(100, 112):
+    check_d_int(hidden_trial)
+### END HIDDEN TESTS
+
+
+# %% [markdown]
+# ### Design task — the shortest description at 90% of dense
+#
+# Section 4 priced the subspace network at 32 bits a number: $32 d$ bits plus two seeds,
+# 22,464 bits at $d = 700$. Make it shorter. Choose a dimension $d$ and a number of bits
+# $b$: the check trains LeNet-300-100 in a $d$-dimensional subspace with the settings of
+# section 3 (`EPOCHS` epochs, Adam at 0.1, seed 0), then **rounds every coordinate of $v$
+# to one of $2^b$ evenly spaced levels** between the smallest and the largest coordinate,
+# and scores the rounded network. Its description holds $b\,d$ bits for $v$, 64 for the
+# two ends of the levels (two float32) and 64 for the seeds. The target:
+#
+# * **at most 6,000 bits** (750 bytes; the dense float32 network is 8.5 million bits);
+# * test accuracy **at least 90% of the dense network's** (0.9 × `dense300_accuracy`; in
+#   fast mode, with two epochs per run, at least 0.80).
+#
+# $d = 700$ at 32 bits misses the first target by far, and fewer dimensions miss the
+# second. How much precision does a coordinate of $v$ need? The check counts bits and
+# digits; it never times anything.
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+design = {"d": None, "bits": None}  # yours: the subspace dimension and the bits per number
+### BEGIN SOLUTION
+design = {"d": 800, "bits": 6}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_BITS = 6_000
+DESIGN_ACCURACY = 0.80 if FAST else 0.9 * dense300_accuracy
+assert None not in (design["d"], design["bits"]), "choose d and the bits per number"
+design_d, design_b = int(design["d"]), int(design["bits"])
+assert 1 <= design_d <= D300 and 1 <= design_b <= 32, f"d in [1, {D300:,}], bits in [1, 32]"
+design_net = Subspace(lenet300(), design_d, seed=SEED)
+ts.fit(design_net, data, epochs=EPOCHS, lr=SUBSPACE_LR, seed=SEED, quiet=True)
+v_trained = design_net.v.data
+low, high = float(v_trained.min()), float(v_trained.max())
+level = (high - low) / (2**design_b - 1)                    # 2^b levels from low to high
+design_net.v.data = (low + np.round((v_trained - low) / level) * level).astype(v_trained.dtype)
+design_accuracy = ts.evaluate(design_net, *data.test)["accuracy"]
+design_length = design_b * design_d + 2 * 32 + SEED_BITS   # v, its two ends, two seeds
+print(f"Design task: d = {design_d:,} at {design_b} bits: {design_length:,} bits (at most "
+      f"{DESIGN_BITS:,}), test accuracy {design_accuracy:.4f} after rounding (at least "
+      f"{DESIGN_ACCURACY:.4f})")
+assert design_length <= DESIGN_BITS, f"{design_length:,} bits > {DESIGN_BITS:,}"
+assert design_accuracy >= DESIGN_ACCURACY, "below the accuracy target"
 
 # %% [markdown]
 # ## Summary
