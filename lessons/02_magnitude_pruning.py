@@ -961,7 +961,7 @@ for hidden_seed, (hidden_sizes, hidden_sparsity) in enumerate(
     hidden_model = ts.nn.mlp(hidden_sizes, seed=hidden_seed)
     ts.prune.prune(hidden_model, hidden_sparsity, scope="layer")
     check_multiply_adds(hidden_model, input_shape=(hidden_sizes[0],))
-check_multiply_adds(ts.nn.mlp([8, 6, 2], seed=3), input_shape=(8,))
+unpruned_counts = check_multiply_adds(ts.nn.mlp([8, 6, 2], seed=3), input_shape=(8,))
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -8,6 +8,7 @@ points. Grading runs the lesson in fast mode (TINYSPARSE_FAST=1), as CI does.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -69,6 +70,29 @@ def test_every_solution_cell_is_followed_by_its_graded_check(name):
         elif cell.cell_type == "markdown" or not m:
             assert not any(marker in cell.source for marker in MARKERS), (
                 f"{name}: a marker outside an exercise's cells (nbgrader reads every cell)")
+
+
+@pytest.mark.parametrize("name", GRADED)
+def test_no_graded_cell_ends_in_a_value(name):
+    """nbgrader reads a graded cell's displayed value as partial credit (more than the
+    cell's points stops the grading): a check ends in an assignment, an assert, a print or
+    a call to a function of the cell that returns nothing."""
+    notebook = nbformat.read(LESSONS / f"{name}.ipynb", as_version=4)
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            tree = ast.parse(cell.source)
+            returns_a_value = {node.name for node in ast.walk(tree)
+                               if isinstance(node, ast.FunctionDef) and any(
+                                   isinstance(r, ast.Return) and r.value is not None
+                                   for r in ast.walk(node))}
+            last = tree.body[-1]
+            called = (getattr(last.value.func, "id", None)
+                      if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+                      else None)
+            shows_a_value = isinstance(last, ast.Expr) and (
+                not isinstance(last.value, ast.Call) or called in returns_a_value)
+            assert not shows_a_value, f"{name}, {meta['grade_id']}: ends in an expression"
 
 
 @pytest.mark.parametrize("name", GRADED)
