@@ -44,8 +44,12 @@ quantising to it took the weights the network needed (0.458 after 1,900 steps, m
 before this change; 0.10 after 630). With 3e-2 for the log precisions and 1e-3 for the
 means (:data:`LEARNING_RATES`) the components reach their width within a few hundred
 steps, and the rest of the run gathers the weights: the zero component narrows to
-σ ≈ 0.004 around weights that have collapsed onto it, and quantising no longer costs
-accuracy. See ``lessons/10_deep_compression.py`` for the figures on ``mnist-5k``.
+σ ≈ 0.004 around weights that have collapsed onto it. Measured on ``mnist-5k`` from the
+dense LeNet-300-100 of ``ts.fit`` (20 epochs), seeds 0, 1, 2: dense 0.953, 0.949, 0.948;
+retrained 0.941, 0.937, 0.942; quantised 0.940, 0.927, 0.924, with 93.4% of the weights
+pruned onto 12, 12, 10 values and files of 19,142, 19,031, 18,834 bytes (56×, 56×, 57×);
+about 100 s of CPU time per run. Quantising still costs seeds 1 and 2 one to two points:
+their weights are not yet as tight as seed 0's when the run stops. Lesson 10 shows the run.
 
 :func:`soft_weight_sharing` runs the retraining with ``ts.fit``; :func:`quantise_to_prior`
 turns the model into weight-shared layers (:mod:`.sharing`) whose masks prune what the
