@@ -27,7 +27,7 @@ Gamma hyper-priors (α, β) = (5000, 2) for the zero component and (250, 0.1) fo
 (both with their mode at σ ≈ 0.02), τ = 0.003, Adam, 5e-4 for the weights and 3e-3 for the
 mixing proportions, components merged when their KL divergence is below 1e-10. The
 tutorial spaces the initial means over ±0.6 and puts the prior on biases too; here the
-means start evenly between the smallest and the largest weight (as the paper does), and
+means start evenly between the smallest and the largest weight, and
 the prior acts on the weight matrices and kernels only (biases stay floats in the
 compressed file).
 
