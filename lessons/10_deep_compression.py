@@ -25,7 +25,8 @@
 #    gaps with padding entries;
 # 4. write the file and read the byte table — dense float32, CSR, quantised, Huffman — for
 #    LeNet-300-100 and LeNet-5, beside Han et al.'s ratios;
-# 5. try soft weight-sharing, briefly, and see that it is not yet usable here;
+# 5. prune and share in one retraining run with soft weight-sharing, and see why its
+#    learning rates matter on a small data set;
 # 6. learn structure with group lasso and compare it with removing units by norm at the same
 #    size;
 # 7. time one prediction at a time through `ts.compile_inference`: dense, pruned, and
@@ -35,10 +36,11 @@
 #
 # **Run time.** The default mode trains LeNet-300-100 (20 epochs on the 4,000 training
 # digits of `mnist-5k`), prunes it iteratively, shares and fine-tunes it at five widths,
-# trains and compresses a LeNet-5, runs a few epochs of soft weight-sharing and a group
-# lasso comparison, with three seeds where a comparison needs them: **about 80 seconds on
-# a 2-core machine with NumPy's BLAS on one thread** (the last cell prints the time it
-# took). `TINYSPARSE_FAST=1` (what the tests
+# trains and compresses a LeNet-5, runs 40 epochs of soft weight-sharing and a group
+# lasso comparison, with three seeds where a comparison needs them: **about three minutes
+# of CPU time with NumPy's BLAS on one thread** (188 s measured, of which soft
+# weight-sharing takes about 100; on a 2-core machine shared with other jobs the same run
+# took 866 s of wall time; the last cell prints the time it took). `TINYSPARSE_FAST=1` (what the tests
 # use) runs every cell with one to three epochs in well under a minute; its numbers are
 # only a smoke test. Figures measured with the command line (`tinysparse compress`,
 # `tinysparse sparsify`) or a benchmark script are marked **"CLI"** or **"measured with
@@ -93,8 +95,8 @@ LENET5_EPOCHS = 1 if FAST else 15
 LENET5_SPARSITY = 0.9
 LENET5_PRUNING = (dict(schedule="oneshot", retrain_epochs=1) if FAST else
                   dict(schedule="iterative", rounds=5, retrain_epochs=5))
-SOFT_EPOCHS = 1 if FAST else 4            # soft weight-sharing, batch 64 (the tutorial: 30)
-SOFT_MAX_STEPS = 10 if FAST else None
+SOFT = dict(epochs=1, max_steps=10) if FAST else {}   # soft weight-sharing: the library's
+                                                      # defaults, 40 epochs at batch 64
 GROUP_LASSO = dict(epochs=2, finetune_epochs=1) if FAST else dict(epochs=30, finetune_epochs=5)
 TIMING_REPEATS = 20 if FAST else 300
 workdir = Path(tempfile.mkdtemp(prefix="lesson10-"))
@@ -705,32 +707,51 @@ if not FAST:
 # component most responsible for it. It is a description length, as in lesson 06: the
 # prior is the code the weights are sent in.
 #
-# `compress.soft_weight_sharing` has the defaults of the authors' tutorial (16 components,
-# τ = 0.003; the tutorial trains 30 epochs at batch 256 on 60,000 digits). A short run here
-# — four epochs at batch 64, about 250 steps, from the dense network of section 1:
+# Getting it to work on 4,000 digits took one change to the authors' tutorial (whose
+# other settings `compress.soft_weight_sharing` keeps: 16 components, $\pi_0 = 0.99$,
+# initial σ 0.25, τ = 0.003, Adam at 5e-4 for the weights). **Adam moves a parameter by
+# about its learning rate per step**, however large its gradient. The tutorial trains about
+# 7,000 steps (30 epochs of 60,000 digits) with 3e-3 for the log precisions $\gamma_j =
+# -\log \sigma_j^2$ and 1e-4 for the means; taking σ from 0.25 to the hyper-prior's 0.02
+# is a change of $2 \ln 12.5 \approx 5$ in γ, some 1,700 steps. We can afford about 2,500
+# (40 epochs at batch 64, a minute or two), and with the tutorial's rates the zero
+# component is still wide when training stops: it claims every weight within a few
+# hundredths of zero, and quantising to it threw away weights the network needed (0.458
+# after 1,900 steps, measured with the library before the change). With ten times the
+# rates for the means and log precisions (1e-3, 3e-2, the library's defaults now) the
+# components narrow within a few hundred steps and the rest of the run gathers the weights
+# onto them. From the dense network of section 1:
 
 # %%
 started = time.perf_counter()
 soft = ts.nn.clone(dense)
 start_weights = np.concatenate([soft.state_dict()[f"fc{i}.weight"].ravel() for i in (1, 2, 3)])
-soft_run = compress.soft_weight_sharing(soft, data, epochs=SOFT_EPOCHS, batch_size=64,
-                                        seed=SEED, quiet=True, max_steps=SOFT_MAX_STEPS)
+soft_run = compress.soft_weight_sharing(soft, data, seed=SEED, quiet=True, **SOFT)
 retrained = accuracy(soft)
 end_weights = np.concatenate([soft.state_dict()[f"fc{i}.weight"].ravel() for i in (1, 2, 3)])
 means = soft_run.prior.all_means().data
 sigmas = np.exp(-0.5 * soft_run.prior.log_precisions.data)
+merged_means, _, _ = soft_run.prior.merged()
 compress.quantise_to_prior(soft, soft_run.prior)
 quantised_soft = accuracy(soft)
 _, soft_report = compress.encode(soft)
 kept_soft = sum(layer.kept for _, layer in compress.shared_layers(soft))
+soft_values = np.unique(np.concatenate([layer.dense_weight().ravel()
+                                        for _, layer in compress.shared_layers(soft)]))
 near_zero = np.mean(np.abs(end_weights) < 0.01)
-print(f"component σ: median {np.median(sigmas):.3f} (started at 0.25); spacing of the means "
-      f"{np.median(np.diff(np.sort(means))):.3f}; weights within 0.01 of zero: "
+print(f"σ of the zero component {sigmas[0]:.4f}, median of the others {np.median(sigmas[1:]):.4f} "
+      f"(started at 0.25); weights within 0.01 of zero: "
       f"{np.mean(np.abs(start_weights) < 0.01):.1%} before, {near_zero:.1%} after")
-print(f"retrained under the prior: {retrained:.3f}; quantised to the prior: "
-      f"{quantised_soft:.3f}, {kept_soft:,} of 266,200 weights kept, "
-      f"{soft_report.total['huffman']:,} bytes ({soft_report.compression:.0f}x); "
+print(f"dense {stages['dense float32']:.3f}; retrained under the prior {retrained:.3f}; "
+      f"quantised to the prior {quantised_soft:.3f}: {kept_soft:,} of 266,200 weights kept "
+      f"({1 - kept_soft / 266200:.1%} pruned), {soft_values.size} distinct values (zero "
+      f"included; {merged_means.size} components after merging), "
+      f"{soft_report.total['huffman']:,} bytes ({soft_report.compression:.1f}x); "
       f"{time.perf_counter() - started:.0f} s")
+# not part of the paper's recipe: the values fine-tuned as in section 2 (fixed assignments)
+ts.fit(soft, data, epochs=FINETUNE_EPOCHS, lr=FINETUNE_LR, seed=SEED, quiet=True)
+finetuned_soft = accuracy(soft)
+print(f"after {FINETUNE_EPOCHS} epochs of fine-tuning the shared values: {finetuned_soft:.3f}")
 
 fig, ax = plt.subplots(figsize=(10, 3.6))
 bins = np.linspace(-0.6, 0.6, 241)
@@ -745,30 +766,35 @@ ax.legend()
 plt.show()
 
 # %%
-if not FAST:
-    assert retrained == 0.954 and quantised_soft == 0.100 and kept_soft == 0
-    assert 0.16 < np.median(sigmas) < 0.18 and near_zero < 0.5
+if not FAST:  # what the text below says, with room for another machine's rounding
+    assert quantised_soft >= stages["dense float32"] - 0.02 and kept_soft / 266200 < 0.1
+    assert abs(quantised_soft - retrained) <= 0.005 and soft_values.size <= 16
 
 # %% [markdown]
-# **Default mode:** after four epochs the network scores 0.954 (dense: 0.953), and the prior
-# has started to act — the share of weights within 0.01 of zero rose from 14.9% to 41.1% —
-# but the components are still wide: their median σ is 0.170 (from 0.25), more than twice
-# the 0.074 between neighbouring means, so they overlap and the zero component, with
-# $\pi_0 = 0.99$, is the most responsible for *every* weight. Quantising by responsibility
-# therefore **prunes everything: 0.100**, chance, in a 2,174-byte file of biases and a
-# header (the "491×" printed above is the ratio of a network that no longer computes
-# anything). The prior has not yet done its work.
+# **Default mode** (seed 0, 2,520 steps): the zero component narrowed from σ = 0.25 to
+# 0.004, and 93.4% of the weights now lie within 0.01 of zero (14.9% before); the other
+# components stay at the hyper-prior's σ ≈ 0.02. Retrained under the prior the network
+# scores 0.941 (dense: 0.953), and quantising to the prior costs almost nothing: **0.940**,
+# with 17,577 of 266,200 weights kept (93.4% pruned) and 12 distinct values, zero included
+# (the 16 components are all still distinct, but four of them end up most responsible for
+# no weight), in a **19,142-byte** file: **56×** smaller than float32. Three epochs of
+# fine-tuning the shared values, section 2's step and not part of the paper's recipe, give
+# 0.944. The run took 2,520 steps; alone on a 2-core machine a step takes about 0.04 s.
+# Seeds 1 and 2, measured with the library and the same defaults, lose more in the
+# quantising: dense 0.949 and 0.948, retrained 0.937 and 0.942, quantised **0.927** and
+# **0.924** (93.4% pruned both; 12 and 10 values; 19,031 and 18,834 bytes, 56× and 57×),
+# 0.933 and 0.937 after fine-tuning the values. Their weights are not yet as tight around
+# their components when the run stops; whether a longer run, as the paper's, closes the
+# gap is not measured here.
 #
-# More training does not rescue it on `mnist-5k`, as measured with the library (its
-# module docstring and the README): with batch 64 for the tutorial's 30 epochs (1,900
-# steps, about 4 minutes) the components reach the hyper-prior's width (σ ≈ 0.02) and the
-# retrained network 0.957, but only 65% of fc1's weights come within 0.01 of zero, the zero
-# component still takes 99.4% of fc1, and the quantised network scores **0.458** (8,600
-# bytes, 124×); quantising to the *nearest* mean instead keeps 0.927 but prunes half as
-# much. The tutorial trains 7,000 steps on 60,000 digits and suggests annealing τ; on 4,000
-# digits with its defaults, soft weight-sharing does not yet give a usable quantised
-# network. Ullrich et al. report 64× for LeNet-300-100 at 1.94% error (not confirmed) and up
-# to **162×** for LeNet-5-Caffe (checked (secondary)) — numbers we cannot put beside ours.
+# Ullrich et al. report **64×** for LeNet-300-100 at 1.94% error against 1.89% dense (not
+# confirmed): they lose 0.05 points, we lose 1.3 at 56×. They train on 60,000 digits for
+# far more steps, and the prior's weight $\tau/N$ is 15 times larger against the data here
+# ($N$ = 4,000): with τ = 0.001 instead (measured with the library, seed 0) the retrained
+# network keeps 0.952, but quantising ends at the same 0.940, with fewer weights pruned
+# (92.4%, 50×). Against section 1's pipeline (94% pruned, 5 bits, fine-tuned: 0.947,
+# 48×), one run of soft weight-sharing gives a smaller file at a slightly lower accuracy,
+# with no pruning schedule and no choice of bits.
 #
 # ## 6. Learned structure: group lasso against norm removal at the same size
 #
@@ -884,7 +910,7 @@ print(plans["pruned 95% per layer"])
 # | LeNet-300-100, Deep Compression | 1,070 KB → 27 KB, **40×**, error 1.64% → 1.58% (Han et al. 2016, Table 1; checked (secondary)) | 1,066,440 → 22,078 bytes, **48×**, accuracy 0.953 → 0.947 (94% pruned, 5 bits, fine-tuned; seeds 1, 2: 48×, 0.949 → 0.936, 0.948 → 0.932) |
 # | LeNet-5, Deep Compression | 1,720 KB → 44 KB, **39×**, error 0.80% → 0.74% (431K-parameter Caffe LeNet-5; checked (secondary)) | 246,824 → 9,101 bytes, **27×**, 0.971 → 0.958 (61,706 parameters, 90% pruned) |
 # | LeNet-300-100, pruning alone | 267K → 22K parameters, 12× (Han et al. 2015, Table 1; checked) | 266,200 → 15,972 weights, 16.7× (94%) |
-# | LeNet-300-100, soft weight-sharing | 64× at 1.94% error (Ullrich et al. 2017; not confirmed) | not usable yet: 0.100 after 4 epochs, 0.458 after 30 (library's measurement) |
+# | LeNet-300-100, soft weight-sharing | 64× at 1.94% error, dense 1.89% (Ullrich et al. 2017; not confirmed) | 1,066,440 → 19,142 bytes, **56×**, accuracy 0.953 → 0.940 (93.4% pruned, 12 values; 0.944 with the values fine-tuned); seeds 1, 2: 56×, 57×, 0.949 → 0.927, 0.948 → 0.924 |
 # | LeNet-5, soft weight-sharing | up to **162×** (LeNet-5-Caffe; checked (secondary)) | not run |
 # | group lasso | AlexNet convolutions 5.1× faster on CPU, 3.1× on GPU (Wen et al. 2016; checked, abstract) | LeNet-300-100 to 63 and 68 hidden units (20% of the parameters) at 0.946 after fine-tuning; norm removal at the same size 0.942 |
 #
@@ -1165,9 +1191,11 @@ assert design_accuracy >= DESIGN_ACCURACY, "below the accuracy target"
 # * **Coding**: positions as gaps with padding entries replace CSR's 32-bit column
 #   indices; Huffman coding, built with a heap, gets within 0.03 bits of the entropy of the
 #   index stream. The file decodes to the quantised model bit for bit.
-# * **Soft weight-sharing** with the tutorial's defaults does not yet give a usable
-#   quantised network on 4,000 digits (0.100 after four epochs here, 0.458 after thirty,
-#   measured with the library).
+# * **Soft weight-sharing** prunes and shares in one retraining run under a learned
+#   mixture prior: 93.4% pruned, 12 values, 19,142 bytes (**56×**) at 0.940, where Ullrich
+#   et al. report 64×. On a small data set and a short run, the learning rates of the
+#   prior's means and precisions decide whether it works at all: Adam moves each by about
+#   its rate per step.
 # * **Group lasso** learns structure: 63 and 68 hidden units, removed at no cost; removing
 #   as many by norm from a plain network needs fine-tuning to catch up (0.942 against
 #   0.946).

@@ -207,6 +207,25 @@ CASES = [
            lambda t, a: -(0.63576 * t.sigmoid(1.87320 + 1.48695 * a)
                           - 0.5 * t.log1p(t.exp(-a)) - 0.63576).sum(),
            lambda rng: [rng.uniform(-8.0, 8.0, (4, 5))]),
+    # −Σ_i log Σ_j π_j N(w_i | μ_j, 1/λ_j): weights near and far from every component
+    # (the far ones have responsibilities of one component only), all four inputs free
+    OpCase("mixture_neg_log_prob", A.mixture_neg_log_prob,
+           lambda t, w, mu, g, lp: -t.logsumexp(
+               lp + 0.5 * g - 0.5 * np.log(2 * np.pi)
+               - 0.5 * t.exp(g) * (w[:, None] - mu) ** 2, dim=1).sum(),
+           lambda rng: [np.concatenate([rng.normal(0, 0.5, 9), [-3.0, 4.0]]),
+                        np.array([-0.6, 0.0, 0.2, 0.7]), rng.normal(1.0, 0.5, 4),
+                        rng.normal(-1.5, 0.5, 4)]),
+    # a reused weight: a data term and the prior both reach w (as in training)
+    OpCase("mixture_neg_log_prob_reused",
+           lambda w, mu, g: (w * w).sum() + 0.1 * A.mixture_neg_log_prob(
+               w, mu, g, np.log([0.5, 0.3, 0.2])),
+           lambda t, w, mu, g: (w * w).sum() - 0.1 * t.logsumexp(
+               t.log(t.tensor([0.5, 0.3, 0.2], dtype=t.float64)) + 0.5 * g
+               - 0.5 * np.log(2 * np.pi) - 0.5 * t.exp(g) * (w[:, None] - mu) ** 2,
+               dim=1).sum(),
+           lambda rng: [rng.normal(0, 0.5, 7), np.array([-0.4, 0.0, 0.5]),
+                        rng.normal(2.0, 0.3, 3)]),
     # the noise ε is an input without gradient, the same fixed draws for both sides
     OpCase("local_reparameterisation_linear",
            lambda x, th, s, b: A.local_reparameterisation_linear(

@@ -503,12 +503,8 @@ def test_mixture_prior_density_against_a_direct_computation(float64):
 
 
 def test_mixture_prior_gradients_by_finite_differences():
-    from tinysparse.autograd import log_softmax
-    from tinysparse.compress.soft_sharing import (
-        MixturePrior,
-        _with_fixed_first,
-        mixture_neg_log_prob,
-    )
+    from tinysparse.autograd import log_softmax, mixture_neg_log_prob
+    from tinysparse.compress.soft_sharing import MixturePrior, _with_fixed_first
 
     def prior_loss(w, means, gamma, rhos):  # the prior of MixturePrior, every input free
         log_mixing = _with_fixed_first(log_softmax(rhos) + np.log(0.05), np.log(0.95))
@@ -576,3 +572,48 @@ def test_soft_weight_sharing_trains_the_prior_with_the_weights(mnist5k):
     compress.quantise_to_prior(model, prior)
     for name, layer in compress.shared_layers(model):
         assert not np.any(layer.mask.keep & ~masks[f"{name}.weight"].keep)  # nothing regrew
+
+
+def test_soft_weight_sharing_is_deterministic_given_the_seed(mnist5k):
+    runs = []
+    for _ in range(2):
+        model = ts.nn.lenet300(seed=1)
+        run = compress.soft_weight_sharing(model, mnist5k, epochs=1, max_steps=4, seed=5,
+                                           quiet=True)
+        runs.append((model.state_dict(), run.prior.state_dict()))
+    for first, second in zip(*runs):
+        assert first.keys() == second.keys()
+        for name in first:
+            np.testing.assert_array_equal(first[name], second[name])
+    other = ts.nn.lenet300(seed=1)  # another batch order gives other weights
+    compress.soft_weight_sharing(other, mnist5k, epochs=1, max_steps=4, seed=6, quiet=True)
+    assert not np.array_equal(other.state_dict()["fc1.weight"], runs[0][0]["fc1.weight"])
+
+
+def test_the_zero_component_stays_at_zero_with_its_proportion(mnist5k):
+    model = ts.nn.lenet300(seed=0)
+    run = compress.soft_weight_sharing(model, mnist5k, epochs=1, max_steps=6, pi_zero=0.95,
+                                       quiet=True)
+    prior = run.prior
+    assert prior.all_means().data[0] == 0.0  # exactly: it is a constant, not a parameter
+    assert prior.means.shape == (15,) and prior.mixing_logits.shape == (15,)
+    np.testing.assert_allclose(np.exp(prior.log_mixing().data[0]), 0.95, rtol=1e-6)
+    np.testing.assert_allclose(np.exp(prior.log_mixing().data).sum(), 1.0, rtol=1e-5)
+    # the zero component's precision is learned all the same
+    assert prior.log_precisions.data[0] != -2 * np.log(0.25)
+
+
+@pytest.mark.parametrize("threshold", [1e-10, 0.5, 5.0])
+def test_quantising_leaves_at_most_one_value_per_merged_component(mnist5k, threshold):
+    model = ts.nn.lenet300(seed=2)
+    run = compress.soft_weight_sharing(model, mnist5k, epochs=1, max_steps=3, quiet=True)
+    prior = run.prior
+    prior.means.data[3] = prior.means.data[4]  # two components with one mean and width
+    prior.log_precisions.data[4] = prior.log_precisions.data[5]
+    merged_means, _, _ = prior.merged(threshold)
+    assert merged_means.size <= prior.components - 1  # at least the equal pair merged
+    compress.quantise_to_prior(model, prior, merge_threshold=threshold)
+    values = np.unique(np.concatenate([layer.dense_weight().ravel()
+                                       for _, layer in compress.shared_layers(model)]))
+    assert values.size <= merged_means.size
+    assert set(values.tolist()) <= set(merged_means.astype(np.float32).tolist())

@@ -20,6 +20,7 @@ from tinysparse.autograd.nn_ops import (
     log_alpha,
     log_softmax,
     max_pool2d,
+    mixture_neg_log_prob,
     mse_loss,
     relu,
     sigmoid,
@@ -61,7 +62,7 @@ from tinysparse.autograd.tensor import (
 __all__ = [
     "Function", "GradcheckError", "Tensor", "add", "conv2d", "cross_entropy",
     "default_dtype", "div", "exp", "flatten", "get_default_dtype", "getitem", "gradcheck",
-    "group_lasso",
+    "group_lasso", "mixture_neg_log_prob",
     "is_grad_enabled", "linear", "log", "log_softmax", "matmul", "max", "max_pool2d", "mean",
     "mse_loss", "mul", "neg", "no_grad", "numerical_gradient", "pow", "relu", "reshape",
     "set_default_dtype", "sigmoid", "softmax", "sparse_matvec", "sub", "sum", "take", "tanh",

@@ -748,3 +748,77 @@ def group_lasso(w, axis: int = 0, group_weights=None) -> Tensor:
         if not (np.isfinite(group_weights).all() and (group_weights >= 0).all()):
             raise ValueError("group_lasso: group_weights must be finite and >= 0")
     return GroupLasso.apply(w, axis=axis, group_weights=group_weights)
+
+
+# ---------------------------------------------------------------- Gaussian-mixture prior
+# The negative log density of weights under a mixture of J Gaussians (soft weight-sharing,
+# Ullrich et al. 2017; Nowlan & Hinton 1992), with each component's log proportion log π_j,
+# mean μ_j and log precision γ_j = log λ_j:
+#
+#     −log p(w) = −Σ_i log Σ_j exp t_ij,   t_ij = log π_j + ½ γ_j − ½ log 2π − ½ λ_j (w_i − μ_j)²
+#
+# Its gradients all go through the responsibilities r_ij = softmax_j(t_ij), the share of
+# weight i that component j explains — one (n, J) array, instead of a graph of ten.
+
+
+class MixtureNegLogProb(Function):
+    """``−Σ_i log Σ_j π_j N(w_i | μ_j, 1/λ_j)`` for 1-D weights ``w`` (n) and J components
+    given as ``means`` μ, ``log_precisions`` γ and ``log_mixing`` log π (each J).
+
+    The (J, n) arrays are in the weights' dtype (float32 for a network: J·n is millions of
+    entries, and each pass over them costs), laid out component-major so that the sums
+    over j run along whole rows; the loss is summed in float64.
+    """
+
+    def forward(self, w, means, log_precisions, log_mixing):
+        dtype = np.result_type(w, means, log_precisions, log_mixing)
+        column = (-1, 1)
+        self.precision = np.exp(log_precisions).astype(dtype).reshape(column)       # λ_j
+        self.difference = w.astype(dtype) - means.astype(dtype).reshape(column)     # w_i − μ_j
+        constant = log_mixing + 0.5 * log_precisions - 0.5 * np.log(2 * np.pi)
+        terms = self.difference * self.difference
+        terms *= -0.5 * self.precision
+        terms += constant.astype(dtype).reshape(column)                             # t_ji
+        largest = terms.max(axis=0)
+        terms -= largest
+        r = np.exp(terms, out=terms)
+        total = r.sum(axis=0)
+        r /= total                                            # r_ji = softmax over j of t_ji
+        self.responsibility = r
+        self.dtypes = (w.dtype, means.dtype, log_precisions.dtype, log_mixing.dtype)
+        log_density = np.log(total, dtype=np.float64) + largest  # log p(w_i)
+        return np.asarray(-log_density.sum(), dtype=w.dtype)
+
+    def backward(self, grad):
+        r, d, precision = self.responsibility, self.difference, self.precision
+        r_d = r * d                                           # r_ji (w_i − μ_j)
+        weighted = r_d.sum(axis=1, dtype=np.float64)          # Σ_i r_ji (w_i − μ_j)
+        counts = r.sum(axis=1, dtype=np.float64)              # Σ_i r_ji
+        squares = np.einsum("ji,ji->j", r_d, d, dtype=np.float64)  # Σ_i r_ji (w_i − μ_j)²
+        lam = precision[:, 0].astype(np.float64)
+        grads = (
+            precision[:, 0] @ r_d,              # ∂/∂w_i = Σ_j λ_j r_ji (w_i − μ_j)
+            -lam * weighted,                    # ∂/∂μ_j = −λ_j Σ_i r_ji (w_i − μ_j)
+            -0.5 * (counts - lam * squares),    # ∂/∂γ_j = −½ Σ_i r_ji (1 − λ_j (w_i − μ_j)²)
+            -counts)                            # ∂/∂log π_j = −Σ_i r_ji
+        return tuple(None if not needed else (grad * g).astype(dtype)
+                     for g, needed, dtype in zip(grads, self.needs_grad, self.dtypes))
+
+
+def mixture_neg_log_prob(w, means, log_precisions, log_mixing) -> Tensor:
+    """``−Σ_i log p(w_i)``, a scalar, for 1-D weights ``w`` under the Gaussian mixture
+    ``p(w) = Σ_j π_j N(w | μ_j, 1/λ_j)`` (see :class:`MixtureNegLogProb`).
+
+    Parameters
+    ----------
+    w : Tensor of shape (n,)
+    means, log_precisions, log_mixing : Tensor of shape (J,)
+        μ_j, γ_j = log λ_j and log π_j (the caller normalises π).
+
+    All four get gradients; each goes through the responsibilities ``r_ij``.
+    """
+    shapes = [np.shape(getattr(x, "data", x)) for x in (w, means, log_precisions, log_mixing)]
+    if len(shapes[0]) != 1 or any(len(s) != 1 or s != shapes[1] for s in shapes[1:]):
+        raise ValueError(f"mixture_neg_log_prob: expected w of shape (n,) and means, "
+                         f"log_precisions, log_mixing of one shape (J,), got {shapes}")
+    return MixtureNegLogProb.apply(w, means, log_precisions, log_mixing)
