@@ -18,6 +18,7 @@ from tinysparse.cli import (
     bench,
     calibrate,
     compress,
+    course,
     decompress,
     demo,
     distill,
@@ -34,7 +35,7 @@ from tinysparse.train import TrainingDiverged
 
 #: the subcommands, in the order ``--help`` lists them
 SUBCOMMANDS = (demo, train, prune, sparsify, lottery, distill, calibrate, attack, compress,
-               decompress, intrinsic, bench)
+               decompress, intrinsic, bench, course)
 
 
 def build_parser() -> OneLineParser:
