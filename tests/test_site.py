@@ -123,9 +123,26 @@ def test_execution_draws_each_figure_as_png_and_svg_with_slide_sized_text(course
     printed = "".join(o.get("text", "") for o in outputs_of(ran))
     assert f"font size {float(site.FIGURE_FONT_SIZE)}" in printed
     assert ran.metadata["tinysparse"] == {"mode": "fast",
-                                          "figure_font_size": site.FIGURE_FONT_SIZE}
+                                          "figure_font_size": site.FIGURE_FONT_SIZE,
+                                          "figure_formats": ["png", "svg"]}
     untouched = nbformat.read(lessons / "00_first.ipynb", as_version=4)
     assert not outputs_of(untouched)  # the lesson itself is only read
+
+
+def test_a_png_only_execution_gets_png_files_and_links_only(tmp_path):
+    """The fast-mode tests draw PNG only (CI's site): no SVG file, no link to one."""
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(8)).decode()
+    ran = lesson("Lesson 00 — First")
+    ran.cells[1].outputs = [nbformat.v4.new_output(
+        "display_data", data={"image/png": png, "text/plain": "<Figure>"})]
+    written = site.export_figures(ran, tmp_path / "00_first")
+    assert [f.name for f in written] == ["figure-1.png"]
+    assert written[0].read_bytes() == base64.b64decode(png)
+    page = site.lesson_page(ran, "00_first", {"00_first.ipynb": "00_first.html"})
+    links = page.cells[1].outputs[1]["data"]["text/html"]
+    assert 'href="figures/00_first/figure-1.png"' in links and ".svg" not in links
+    assert page.cells[1].outputs[0]["data"]["image/png"] == png
+    assert not ran.cells[1].outputs[1:]  # the executed notebook itself is not changed
 
 
 # ---------------------------------------------------------------- the built site
@@ -307,7 +324,7 @@ def test_browser_opens_a_lesson_with_its_figure_and_the_paper_vs_ours_table(buil
     dom = chromium_dom(built_site / "02_magnitude_pruning.html")
     assert dom.title.startswith("Lesson 02 — Magnitude pruning")
     pngs = [src for src in dom.images if src.startswith("data:image/png;base64,")]
-    assert pngs, f"no figure on the page: {dom.images[:5]}"
+    assert pngs, f"no PNG figure on the page: {[src[:30] for src in dom.images[:5]]}"
     assert base64.b64decode(pngs[0].split(",", 1)[1]).startswith(b"\x89PNG")
     text = "".join(dom.text)
     table = text[text.index("Han et al. 2015 (quoted)"):][:2000]

@@ -44,11 +44,15 @@ FIGURE_FONT_SIZE = 14
 #: (``Agg`` would draw nothing), without a display
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
-#: the kernel's configuration: each figure as PNG and SVG, default text at FIGURE_FONT_SIZE
-KERNEL_CONFIG = f"""\
-c.InlineBackend.figure_formats = {{"png", "svg"}}
-c.InlineBackend.rc = {{"font.size": {FIGURE_FONT_SIZE}}}
-"""
+
+
+def kernel_config(svg: bool) -> str:
+    """The kernel's configuration (an IPython config file): each figure as PNG, and SVG if
+    ``svg``, with matplotlib's default text at FIGURE_FONT_SIZE points."""
+    formats = ["png", "svg"] if svg else ["png"]
+    return (f"c.InlineBackend.figure_formats = {formats!r}\n"
+            f"c.InlineBackend.rc = {{'font.size': {FIGURE_FONT_SIZE}}}\n")
+
 
 #: the file that marks a folder as a site this module built (also a summary of the build)
 MARKER = ".tinysparse-site.json"
@@ -98,7 +102,7 @@ def lesson_notebooks(lessons: Path) -> list[Path]:
 
 
 def execute_notebook(path: str | os.PathLike, fast: bool, timeout: int | None = None,
-                     env: dict[str, str] | None = None):
+                     env: dict[str, str] | None = None, svg: bool = True):
     """Run a lesson notebook top to bottom in a fresh kernel, in its own folder, and
     return it with its outputs (an ``nbformat`` notebook).
 
@@ -109,10 +113,13 @@ def execute_notebook(path: str | os.PathLike, fast: bool, timeout: int | None = 
     timeout : seconds one cell may take (default :data:`CELL_TIMEOUT` of the mode).
     env : the kernel's environment (default this process's); the mode's variable and the
         inline backend are set in a copy.
+    svg : also draw each figure as SVG (the fast-mode tests leave it out: drawing every
+        figure twice makes them about a third slower).
 
-    Every figure a cell shows becomes a PNG and an SVG output, drawn with default text of
-    :data:`FIGURE_FONT_SIZE` points. The notebook's metadata records the mode and the font
-    size under ``tinysparse``. A cell that raises raises nbclient's ``CellExecutionError``.
+    Every figure a cell shows becomes a PNG output (and an SVG one), drawn with default
+    text of :data:`FIGURE_FONT_SIZE` points. The notebook's metadata records the mode, the
+    font size and the formats under ``tinysparse``. A cell that raises raises nbclient's
+    ``CellExecutionError``.
     """
     import nbclient
     import nbformat
@@ -127,13 +134,14 @@ def execute_notebook(path: str | os.PathLike, fast: bool, timeout: int | None = 
         kernel_env.pop("TINYSPARSE_FAST", None)
     with tempfile.TemporaryDirectory(prefix="tinysparse-kernel-") as folder:
         config = Path(folder) / "kernel_config.py"
-        config.write_text(KERNEL_CONFIG)
+        config.write_text(kernel_config(svg))
         client = nbclient.NotebookClient(
             notebook, timeout=CELL_TIMEOUT[mode] if timeout is None else timeout,
             kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
             extra_arguments=[f"--config={config}"])
         client.execute(env=kernel_env)
-    notebook.metadata["tinysparse"] = {"mode": mode, "figure_font_size": FIGURE_FONT_SIZE}
+    notebook.metadata["tinysparse"] = {"mode": mode, "figure_font_size": FIGURE_FONT_SIZE,
+                                       "figure_formats": ["png", "svg"] if svg else ["png"]}
     return notebook
 
 
@@ -290,7 +298,7 @@ def rewrite_links(text: str, pages: dict[str, str]) -> str:
 def lesson_page(notebook, lesson: str, html_pages: dict[str, str]):
     """The notebook as the site shows it: links to the other pages, a note when it ran in
     fast mode, and under each figure links to its PNG and SVG files (the page itself shows
-    the PNG; the SVG is dropped from the page, which it would make heavy)."""
+    the PNG; the SVG, which would make the page heavy, is dropped from it)."""
     import nbformat
 
     page = copy.deepcopy(notebook)
@@ -304,8 +312,11 @@ def lesson_page(notebook, lesson: str, html_pages: dict[str, str]):
             outputs.append(output)
             if _is_figure(output):
                 k += 1
-                output["data"].pop("image/svg+xml", None)
-                outputs.append(_figure_links(lesson, k))
+                formats = [f for f, kind in (("png", "image/png"), ("svg", "image/svg+xml"))
+                           if kind in output["data"]]
+                if "image/png" in output["data"]:
+                    output["data"].pop("image/svg+xml", None)
+                outputs.append(_figure_links(lesson, k, formats))
         if cell.cell_type == "code":
             cell.outputs = outputs
     if page.metadata.get("tinysparse", {}).get("mode") == "fast":
@@ -317,14 +328,15 @@ def lesson_page(notebook, lesson: str, html_pages: dict[str, str]):
     return page
 
 
-def _figure_links(lesson: str, k: int) -> dict:
+def _figure_links(lesson: str, k: int, formats: list[str]) -> dict:
     import nbformat
 
     base = f"figures/{lesson}/figure-{k}"
+    links = " · ".join(f'<a href="{base}.{f}">{f.upper()}</a>' for f in formats)
     return nbformat.v4.new_output("display_data", data={
-        "text/html": f'<p class="figure-files">Figure {k}: <a href="{base}.png">PNG</a> · '
-                     f'<a href="{base}.svg">SVG</a> (default text {FIGURE_FONT_SIZE} pt)</p>',
-        "text/plain": f"Figure {k}: {base}.png, {base}.svg"})
+        "text/html": f'<p class="figure-files">Figure {k}: {links} (default text '
+                     f'{FIGURE_FONT_SIZE} pt)</p>',
+        "text/plain": f"Figure {k}: " + ", ".join(f"{base}.{f}" for f in formats)})
 
 
 def mkdocs_config(docs: Path, site: Path, lessons: list[str]) -> str:
