@@ -8,7 +8,8 @@ notebooks in ``lessons/`` are only read: they stay without outputs.
 
 Every figure of every lesson is also written as its own file,
 ``<output>/figures/<lesson>/figure-K.png`` and ``.svg`` (K counts the lesson's figures
-from 1), for slides: the lessons run with matplotlib's default text at
+from 1; the fast-mode tests draw no SVG, so a site built from them has PNG files only),
+for slides: the lessons run with matplotlib's default text at
 :data:`FIGURE_FONT_SIZE` points instead of 10 (text a lesson sizes itself, such as a
 ``legend(fontsize=8)``, keeps its size).
 
@@ -30,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,6 @@ FIGURE_FONT_SIZE = 14
 #: the matplotlib backend of the executions: draws every figure a cell shows as an output
 #: (``Agg`` would draw nothing), without a display
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-
 
 
 def kernel_config(svg: bool) -> str:
@@ -73,7 +73,8 @@ class SiteError(RuntimeError):
 class Site:
     """What :func:`build_site` built: the folder, its pages (file names), how many figures
     it exported, where the executed lessons came from (``None``: executed for the site),
-    their mode (``fast``, ``default`` or ``mixed``) and the build's wall time."""
+    their mode (``fast``, ``default``, ``mixed``, or ``unknown`` for notebooks executed
+    by another tool) and the build's wall time."""
 
     output: Path
     pages: list[str]
@@ -81,7 +82,6 @@ class Site:
     executed_from: Path | None
     mode: str
     seconds: float
-    figure_files: list[str] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"output": str(self.output), "pages": self.pages, "figures": self.figures,
@@ -445,8 +445,7 @@ def build_site(output: str | os.PathLike, executed: str | os.PathLike | None = N
         if absent:
             raise SiteError(f"mkdocs built no {absent}")
         site = Site(output, pages, len({(f.parent.name, f.stem) for f in figures}),
-                    executed_from, mode, time.perf_counter() - started,
-                    [str(f.relative_to(docs)) for f in figures])
+                    executed_from, mode, time.perf_counter() - started)
         (building / MARKER).write_text(json.dumps(
             {"built_by": "tinysparse course site", **site.to_dict()}, indent=2) + "\n")
         _move_into_place(building, output)
