@@ -183,7 +183,9 @@ def test_lesson_page_shows_title_table_figure_and_the_fast_mode_note(built):
     assert re.search(r'<img[^>]+src="data:image/png;base64,', page)
     assert 'href="figures/01_second/figure-1.svg"' in page
     assert '<div class="jp-RenderedSVG' not in page  # the page shows the PNG; SVG: a file
-    assert "TINYSPARSE_FAST=1" in page  # the fast-mode note
+    h1 = page.index("<h1")
+    above_note = page[h1:page.index("TINYSPARSE_FAST=1", h1)]  # the fast-mode note ...
+    assert "Lesson 01 — Second" in above_note and "Han et al." not in above_note  # ... first
 
 
 def test_a_site_is_replaced_whole_and_other_folders_are_refused(course, built, tmp_path):

@@ -299,8 +299,6 @@ def lesson_page(notebook, lesson: str, html_pages: dict[str, str]):
     """The notebook as the site shows it: links to the other pages, a note when it ran in
     fast mode, and under each figure links to its PNG and SVG files (the page itself shows
     the PNG; the SVG, which would make the page heavy, is dropped from it)."""
-    import nbformat
-
     page = copy.deepcopy(notebook)
     for cell in page.cells:
         if cell.cell_type == "markdown":
@@ -320,12 +318,27 @@ def lesson_page(notebook, lesson: str, html_pages: dict[str, str]):
         if cell.cell_type == "code":
             cell.outputs = outputs
     if page.metadata.get("tinysparse", {}).get("mode") == "fast":
-        first = 1 if page.cells and page.cells[0].source.lstrip().startswith("# ") else 0
-        page.cells.insert(first, nbformat.v4.new_markdown_cell(
-            "> **Fast mode.** This page shows a run with `TINYSPARSE_FAST=1` (a few epochs "
-            "per experiment): its numbers and figures are not the ones the text describes. "
-            "`tinysparse course site OUTPUT` builds the site in the default mode."))
+        _add_under_title(page, FAST_MODE_NOTE)
     return page
+
+
+FAST_MODE_NOTE = (
+    "> **Fast mode.** This page shows a run with `TINYSPARSE_FAST=1` (a few epochs per "
+    "experiment): its numbers and figures are not the ones the text describes. "
+    "`tinysparse course site OUTPUT` builds the site in the default mode.")
+
+
+def _add_under_title(page, text: str) -> None:
+    """Put a Markdown paragraph right under the page's title (its first line, when the
+    first cell opens with a ``# title``), else first."""
+    import nbformat
+
+    first = page.cells[0] if page.cells else None
+    if first is not None and first.cell_type == "markdown" and first.source.startswith("# "):
+        title, _, rest = first.source.partition("\n")
+        first.source = f"{title}\n\n{text}\n\n{rest}"
+    else:
+        page.cells.insert(0, nbformat.v4.new_markdown_cell(text))
 
 
 def _figure_links(lesson: str, k: int, formats: list[str]) -> dict:
