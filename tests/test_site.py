@@ -260,6 +260,7 @@ def test_command_line_reports_json(course, built):
     assert built.printed["output"] == str(built.output)
     assert built.printed["executed_from"] == str(executed)
     assert built.printed["figure_font_size"] == site.FIGURE_FONT_SIZE
+    assert built.printed["figure_formats"] == ["png", "svg"]
     assert built.printed["seconds"] > 0
 
 

@@ -73,9 +73,10 @@ def run_site(args: argparse.Namespace) -> int:
         return 1
     result = {"command": "course site", **built.to_dict(),
               "figure_font_size": FIGURE_FONT_SIZE}
+    formats = " and ".join(f.upper() for f in built.figure_formats) or "files"
     text = (f"built {len(built.pages)} pages ({built.mode} mode, executed "
             f"{'from ' + str(built.executed_from) if built.executed_from else 'now'}) and "
-            f"{built.figures} figures as PNG and SVG in {built.output}/figures "
+            f"{built.figures} figures as {formats} in {built.output}/figures "
             f"({built.seconds:.0f} s)\nopen {built.output}/index.html, or: python -m "
             f"http.server -d {built.output}")
     emit(args, result, text)

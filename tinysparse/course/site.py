@@ -72,19 +72,21 @@ class SiteError(RuntimeError):
 @dataclass
 class Site:
     """What :func:`build_site` built: the folder, its pages (file names), how many figures
-    it exported, where the executed lessons came from (``None``: executed for the site),
-    their mode (``fast``, ``default``, ``mixed``, or ``unknown`` for notebooks executed
-    by another tool) and the build's wall time."""
+    it exported and in which formats (``png``, ``svg``), where the executed lessons came
+    from (``None``: executed for the site), their mode (``fast``, ``default``, ``mixed``,
+    or ``unknown`` for notebooks executed by another tool) and the build's wall time."""
 
     output: Path
     pages: list[str]
     figures: int
+    figure_formats: list[str]
     executed_from: Path | None
     mode: str
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
         return {"output": str(self.output), "pages": self.pages, "figures": self.figures,
+                "figure_formats": self.figure_formats,
                 "executed_from": None if self.executed_from is None else str(self.executed_from),
                 "mode": self.mode, "seconds": round(self.seconds, 1)}
 
@@ -458,7 +460,8 @@ def build_site(output: str | os.PathLike, executed: str | os.PathLike | None = N
         if absent:
             raise SiteError(f"mkdocs built no {absent}")
         site = Site(output, pages, len({(f.parent.name, f.stem) for f in figures}),
-                    executed_from, mode, time.perf_counter() - started)
+                    sorted({f.suffix[1:] for f in figures}), executed_from, mode,
+                    time.perf_counter() - started)
         (building / MARKER).write_text(json.dumps(
             {"built_by": "tinysparse course site", **site.to_dict()}, indent=2) + "\n")
         _move_into_place(building, output)
