@@ -24,7 +24,7 @@
 # 7. put our numbers beside Han et al.'s table, and reproduce their per-layer rates;
 # 8. look at what pruning does to the weights and to the pixels the first layer sees;
 # 9. ask whether a large sparse network beats a small dense one with as many weights;
-# 10. do three exercises that check themselves.
+# 10. do three exercises that check themselves, and a design task with a target.
 #
 # You need lesson 01 (training) and NumPy. With the defaults the notebook runs the full
 # experiment in one to a few minutes on a laptop (it prints the seconds as it goes);
@@ -53,6 +53,7 @@ import tinysparse as ts  # first: it tells the BLAS threads how to wait, before 
 import matplotlib.pyplot as plt
 import numpy as np
 
+import tinysparse.exercises  # the exercises' checks
 import tinysparse.plot  # the figures: not loaded by `import tinysparse` (they need matplotlib)
 from tinysparse.tables import format_table
 
@@ -851,80 +852,137 @@ print(format_table(rows, headers=["network", "ms per 1,000 images"], precision=1
 # At equal non-zeros, large-sparse buys accuracy and pays for it in speed, unless the
 # sparse kernels are very good: lesson 09 returns to this trade.
 #
-# ## Exercise 1 — write the global threshold
+# ## Exercises
 #
-# At 80% global sparsity, which magnitude $\tau$ separates pruned from kept weights? From the
-# weights of `dense` alone, with NumPy:
+# Three exercises and a design task. Each exercise asks for a **function**; the cell
+# after it checks your function on the lesson's model and then on inputs this text never
+# shows (hidden tests, added back when a teacher grades the notebook), with the library
+# function that would answer it switched off while the checks run.
 #
-# * gather $|w|$ of all three weight matrices into one array of $N$ values;
-# * $\tau$ is the $k$-th smallest with $k = \operatorname{round}(0.8 N)$
-#   (`threshold_by_hand`);
-# * a weight is kept when $|w| > \tau$ (`keep_by_hand`: a dict name → boolean array).
+# The cells you fill in hold **our solution, between two marker comments, so that the notebook
+# runs top to bottom — try it yourself first**. In the student edition (`tinysparse course
+# release DIR`) they read `# YOUR CODE HERE`; `tinysparse course grade NOTEBOOK` scores a
+# completed notebook.
 #
-# The check compares with `ts.prune.threshold` and `select_masks(..., scope="global")`.
-# The cell below holds **our solution, so that the notebook runs top to bottom — try it
-# yourself first** (delete the body and write your own), then run the check after it.
+# ### Exercise 1 — write the global threshold
+#
+# Write `global_threshold(weights, sparsity)`: `weights` is a dict name → NumPy array,
+# `sparsity` a fraction in $[0, 1)$. With NumPy alone:
+#
+# * gather $|w|$ of all the arrays into one array of $N$ values;
+# * $\tau$ is the $k$-th smallest with $k = \operatorname{round}(s N)$;
+# * a weight is kept when $|w| > \tau$.
+#
+# Return `(tau, keep)` with `keep` a dict name → boolean array of the weight's shape. (Take
+# $k \ge 1$, so that $\tau$ is one of the magnitudes.) The check compares with
+# `ts.prune.threshold` and `select_masks(..., scope="global")`.
 
-# %%
-# Exercise 1 — our solution. Try it yourself first!
-magnitudes = {name: np.abs(dense.get_parameter(name).data) for name in names}
-all_magnitudes = np.concatenate([m.ravel() for m in magnitudes.values()])
-k = int(round(0.8 * all_magnitudes.size))
-threshold_by_hand = np.sort(all_magnitudes)[k - 1]
-keep_by_hand = {name: m > threshold_by_hand for name, m in magnitudes.items()}
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def global_threshold(weights, sparsity):
+    ### BEGIN SOLUTION
+    magnitudes = {name: np.abs(w) for name, w in weights.items()}
+    everything = np.concatenate([m.ravel() for m in magnitudes.values()])
+    k = max(1, int(round(sparsity * everything.size)))
+    tau = np.sort(everything)[k - 1]
+    return tau, {name: m > tau for name, m in magnitudes.items()}
+    ### END SOLUTION
 
-# %%
+
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Checks for exercise 1 (no need to edit)
-library_masks = ts.prune.select_masks(scores, 0.8, scope="global")
-assert threshold_by_hand == ts.prune.threshold(scores, library_masks), (
-    threshold_by_hand, ts.prune.threshold(scores, library_masks))
-for name in names:
-    assert np.array_equal(keep_by_hand[name], library_masks[name].keep), name
-print(f"Exercise 1: τ = {threshold_by_hand:.5f}; layer sparsities "
-      f"{ {n: round(float(1 - keep_by_hand[n].mean()), 3) for n in names} }; all checks passed")
+def check_global_threshold(weights, sparsity):
+    """Your function against the library's shared selection step on ``weights``."""
+    named_scores = {name: np.abs(w) for name, w in weights.items()}
+    library_masks = ts.prune.select_masks(named_scores, sparsity, scope="global")
+    library_tau = ts.prune.threshold(named_scores, library_masks)
+    with ts.exercises.switched_off(ts.prune, "threshold", "select_masks"):
+        tau, keep = global_threshold(weights, sparsity)
+    assert tau == library_tau, (tau, library_tau)
+    for name in weights:
+        assert np.array_equal(keep[name], library_masks[name].keep), name
+    return tau, keep
+
+
+dense_weights = {name: dense.get_parameter(name).data for name in names}
+tau, keep = check_global_threshold(dense_weights, 0.8)
+print(f"Exercise 1: τ = {tau:.5f} at 80%; layer sparsities "
+      f"{ {n: round(float(1 - keep[n].mean()), 3) for n in names} }; visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(20261202)
+for hidden_sparsity in (0.1, 0.5, 0.93):
+    hidden_weights = {"a": hidden_rng.normal(size=(7, 5)), "b": hidden_rng.laplace(size=(13,)),
+                      "c": hidden_rng.normal(scale=0.1, size=(3, 4, 2))}
+    check_global_threshold(hidden_weights, hidden_sparsity)
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## Exercise 2 — count the multiply–adds
+# ### Exercise 2 — count the multiply–adds
 #
 # For one input image, a `Linear` layer computes $y_i = \sum_j W_{ij} x_j + b_i$: one
 # multiply–add per weight, and a kernel that skips zeros does one per **non-zero** weight.
-# Count the multiply–adds per example of the iteratively pruned 90% network,
-# `pruned_models["iterative", 0.9]`, from its masks (`model.named_masks()`), and the number
-# for the dense network. (Biases are additions, not multiply–adds; leave them out.)
+# Write `multiply_adds(model)` for a model made of `Linear` layers: it returns
+# `(sparse, dense)`, the multiply–adds per example of a kernel that skips pruned weights
+# and of one that does not, from the model's masks (`model.named_masks()` gives
+# name → `Mask`, with `.kept` and `.size`; a layer without a mask is dense: its weight matrix
+# is the parameter `<layer>.weight` of `model.named_parameters()`). Biases are additions, not multiply–adds: leave them out.
 
-# %%
-# Exercise 2 — our solution. Try it yourself first!
-sparse_net = pruned_models["iterative", 0.9]
-macs_by_hand = sum(mask.kept for _, mask in sparse_net.named_masks())
-dense_macs_by_hand = sum(mask.size for _, mask in sparse_net.named_masks())
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def multiply_adds(model):
+    ### BEGIN SOLUTION
+    masks = dict(model.named_masks())
+    sparse = sum(mask.kept for mask in masks.values())
+    dense_count = sum(mask.size for mask in masks.values())
+    for name, parameter in model.named_parameters():
+        if name.endswith(".weight") and name not in masks:  # a layer without a mask
+            sparse += parameter.data.size
+            dense_count += parameter.data.size
+    return sparse, dense_count
+    ### END SOLUTION
 
-# %%
+
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Checks for exercise 2 (no need to edit)
-total = ts.metrics.sparsity_report(sparse_net).total
-assert macs_by_hand == total["sparse_macs"], (macs_by_hand, total["sparse_macs"])
-assert dense_macs_by_hand == total["dense_macs"] == 266_200, dense_macs_by_hand
-print(f"Exercise 2: {macs_by_hand:,} of {dense_macs_by_hand:,} multiply-adds per example "
-      f"({macs_by_hand / dense_macs_by_hand:.1%}); all checks passed")
+def check_multiply_adds(model, input_shape=(1, 28, 28)):
+    """Your counts against the library's sparsity report (switched off while yours runs)."""
+    total = ts.metrics.sparsity_report(model, input_shape=input_shape).total
+    with ts.exercises.switched_off(ts.metrics, "sparsity_report"):
+        sparse, dense_count = multiply_adds(model)
+    assert (sparse, dense_count) == (total["sparse_macs"], total["dense_macs"]), (
+        (sparse, dense_count), (total["sparse_macs"], total["dense_macs"]))
+    return sparse, dense_count
 
+
+macs, dense_macs = check_multiply_adds(pruned_models["iterative", 0.9])
+print(f"Exercise 2: {macs:,} of {dense_macs:,} multiply-adds per example "
+      f"({macs / dense_macs:.1%}); visible checks passed")
+### BEGIN HIDDEN TESTS
+for hidden_seed, (hidden_sizes, hidden_sparsity) in enumerate(
+        [([30, 17, 5], 0.6), ([12, 40, 9, 3], 0.85)]):
+    hidden_model = ts.nn.mlp(hidden_sizes, seed=hidden_seed)
+    ts.prune.prune(hidden_model, hidden_sparsity, scope="layer")
+    check_multiply_adds(hidden_model, input_shape=(hidden_sizes[0],))
+check_multiply_adds(ts.nn.mlp([8, 6, 2], seed=3), input_shape=(8,))
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## Exercise 3 — masks only ever add zeros
+# ### Exercise 3 — masks only ever add zeros
 #
 # An iterative schedule must never bring a pruned weight back: the mask of round $r + 1$
 # may only keep weights that the mask of round $r$ kept, $M^{(r+1)} \le M^{(r)}$ elementwise.
-# Write `only_adds_zeros(old, new)`, which takes two dicts name → `Mask` and returns True
-# when that holds for every parameter. The check runs a short iterative schedule — four
-# global prunes towards 90%, a few retraining steps after each — and applies your function
-# to each pair of consecutive rounds; it also makes sure your function catches a mask that
-# revives a weight.
+# Write `only_adds_zeros(old, new)`, which takes two dicts name → `Mask` (its boolean
+# array is `.keep`) and returns True when that holds for every parameter. The check runs a
+# short iterative schedule — four global prunes towards 90%, a few retraining steps after
+# each — and applies your function to each pair of consecutive rounds; it also makes sure
+# your function catches a mask that revives a weight.
 
-# %%
-# Exercise 3 — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-3", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def only_adds_zeros(old, new):
+    ### BEGIN SOLUTION
     return all(not np.any(new[name].keep & ~old[name].keep) for name in old)
+    ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "exercise-3-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Checks for exercise 3 (no need to edit)
 trial = ts.prune.clone(dense)
 history = []
@@ -945,7 +1003,56 @@ revived["fc3.weight"] = ts.sparse.Mask(keep)
 assert not only_adds_zeros(history[-1], revived), "only_adds_zeros missed a revived weight"
 print("Exercise 3: sparsity per round",
       [round(sum(m.pruned for m in h.values()) / 266_200, 4) for h in history],
-      "- all checks passed")
+      "- visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(7)
+for name in names:  # one revived weight in any layer, anywhere, is caught
+    for _ in range(3):
+        hidden_keep = history[-1][name].keep.copy()
+        pruned_positions = np.flatnonzero(~hidden_keep)
+        hidden_keep.flat[hidden_rng.choice(pruned_positions)] = True
+        assert not only_adds_zeros(history[-1], {**history[-1],
+                                                 name: ts.sparse.Mask(hidden_keep)}), name
+all_pruned = {name: ts.sparse.Mask(np.zeros_like(m.keep)) for name, m in history[0].items()}
+assert only_adds_zeros(history[0], all_pruned)  # pruning everything only adds zeros
+assert only_adds_zeros(history[0], history[0])  # so does pruning nothing more
+assert not only_adds_zeros(all_pruned, history[0])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Design task — 20× smaller, within two points
+#
+# Choose a pruning rate for each layer so that the network keeps **at most 5% of its
+# weights** (at least 20× fewer) and, after iterative pruning with retraining (the schedule
+# of section 5: `RETRAIN` rounds and epochs, one-shot scoring by magnitude per layer), its
+# test accuracy stays **within two points of the dense network's** (in fast mode, with
+# three dense epochs and little retraining, the target is 0.85). A uniform 95% fails the
+# second condition; Han's rates fail the first. Read the sensitivity curves of section 6:
+# which layer can give up almost everything, which cannot? The check runs the schedule on
+# your rates; it counts weights, it never times anything.
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+design_sparsities = {"fc1.weight": None, "fc2.weight": None, "fc3.weight": None}  # yours
+### BEGIN SOLUTION
+design_sparsities = {"fc1.weight": 0.96, "fc2.weight": 0.92, "fc3.weight": 0.2}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_KEEP = 0.05
+DESIGN_ACCURACY = 0.85 if FAST else dense_accuracy - 0.02
+assert set(design_sparsities) == set(names), f"give a rate for each of {names}"
+designed = ts.prune.clone(dense)
+design_run = ts.prune.prune_and_retrain(
+    designed, data, design_sparsities["fc1.weight"], schedule="iterative", scope="layer",
+    overrides={n: s for n, s in design_sparsities.items() if n != "fc1.weight"},
+    retrain_lr=RETRAIN_LR, seed=SEED, dense_test_accuracy=dense_accuracy, **RETRAIN)
+design_kept = sum(m.kept for _, m in designed.named_masks()) / sum(
+    m.size for _, m in designed.named_masks())
+print(f"Design task: keeps {design_kept:.2%} of the weights (at most {DESIGN_KEEP:.0%}), "
+      f"test accuracy {design_run.test_accuracy:.4f} (at least {DESIGN_ACCURACY:.4f})")
+assert design_kept <= DESIGN_KEEP, f"keeps {design_kept:.2%} > {DESIGN_KEEP:.0%}"
+assert design_run.test_accuracy >= DESIGN_ACCURACY, "below the accuracy target"
 
 # %% [markdown]
 # ## Summary

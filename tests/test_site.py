@@ -104,7 +104,7 @@ def built(course, tmp_path_factory) -> Built:
     output = tmp_path_factory.mktemp("built") / "site"
     done = subprocess.run(
         [sys.executable, "-m", "tinysparse", "course", "site", str(output), "--executed",
-         str(executed), "--lessons", str(lessons), "--json"],
+         str(executed), "--lessons-dir", str(lessons), "--json"],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     return Built(output, json.loads(done.stdout))
@@ -241,12 +241,12 @@ def test_command_line_errors_name_the_argument(course, tmp_path, capsys):
     lessons, executed = course
     file = tmp_path / "file.html"
     file.write_text("x")
-    lessons_option = ["--lessons", str(lessons)]
+    lessons_option = ["--lessons-dir", str(lessons)]
     for argv, expected in (
             ([str(file), "--executed", str(executed), *lessons_option], "OUTPUT: "),
             ([str(tmp_path / "s"), "--executed", str(tmp_path / "none"), *lessons_option],
              "--executed: "),
-            ([str(tmp_path / "s"), "--lessons", str(tmp_path)], "--lessons: ")):
+            ([str(tmp_path / "s"), "--lessons-dir", str(tmp_path)], "--lessons-dir: ")):
         with pytest.raises(SystemExit) as exit_info:
             main(["course", "site", *argv])
         err = capsys.readouterr().err

@@ -68,7 +68,7 @@ from tinysparse.nn.layers import (
     Sigmoid,
     Tanh,
 )
-from tinysparse.nn.module import Module, check_finite_inputs
+from tinysparse.nn.module import Module, as_numbers, check_finite_inputs
 from tinysparse.nn.sparse_layers import SparseConv2d, SparseLinear
 
 #: Batches of fewer examples than this run a stack of sparse fully connected layers with
@@ -455,11 +455,25 @@ class InferenceModel:
         self.source = source
 
     def __call__(self, x: Any) -> np.ndarray:
-        """Logits for a batch ``x`` (any shape the model takes; cast to the plan's dtype)."""
-        x = np.asarray(x, dtype=self.dtype)
+        """Logits for a batch ``x`` (any shape the model takes; cast to the plan's dtype).
+
+        A ValueError names ``x`` when it is not a batch of numbers (strings, complex
+        numbers, ragged lists, a single number), or the step whose input shape it does not
+        fit."""
+        if type(x) is not np.ndarray or x.dtype is not self.dtype or x.ndim == 0:
+            x = self._batch(x)  # an array of the plan's dtype already: nothing to check
         for step in self.steps:
             x = step(x)
         return x
+
+    def _batch(self, x: Any) -> np.ndarray:
+        """``x`` as an array of at least one dimension in the plan's dtype, or a ValueError
+        naming ``x``."""
+        x = as_numbers(x, "x")
+        if x.ndim == 0:
+            raise ValueError(f"x: expected a batch of examples, (N, ...), got the single "
+                             f"number {x}")
+        return x.astype(self.dtype, copy=False)
 
     def predict_proba(self, x: Any, batch_size: int = 1000) -> np.ndarray:
         """``softmax(logits)`` per example, ``batch_size`` examples at a time (a ValueError

@@ -35,7 +35,7 @@ from tinysparse.train import TrainingDiverged
 
 #: the subcommands, in the order ``--help`` lists them
 SUBCOMMANDS = (demo, train, prune, sparsify, lottery, distill, calibrate, attack, compress,
-               decompress, intrinsic, bench, course)
+               decompress, intrinsic, course, bench)
 
 
 def build_parser() -> OneLineParser:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tinysparse.course import LESSONS
 from tinysparse.data.storage import atomic_path, try_writing_in
 
 #: matplotlib's default font size (points) while the lessons run for the site: slide-sized
@@ -92,12 +93,6 @@ class Site:
 
 
 # ---------------------------------------------------------------- executing the lessons
-def default_lessons_dir() -> Path:
-    """The repository's ``lessons/`` folder (beside the ``tinysparse`` package of an
-    editable install, ``pip install -e .``)."""
-    return Path(__file__).resolve().parents[2] / "lessons"
-
-
 def lesson_notebooks(lessons: Path) -> list[Path]:
     """The lesson notebooks ``NN_name.ipynb`` of ``lessons``, in order."""
     return sorted(Path(lessons).glob(LESSON_PATTERN))
@@ -188,9 +183,10 @@ def check_output(output: str | os.PathLike, name: str = "output") -> Path:
 
 
 def check_lessons(lessons: str | os.PathLike | None, name: str = "lessons") -> Path:
-    """The lessons folder: its notebooks, the syllabus and the references page."""
-    folder = default_lessons_dir() if lessons is None else Path(lessons)
-    hint = ("" if lessons is not None else
+    """The lessons folder (default :data:`tinysparse.course.LESSONS`, the repository's):
+    its notebooks, the syllabus and the references page."""
+    folder = LESSONS if lessons is None else Path(lessons)
+    hint = ("" if folder != LESSONS else
             " (the lessons ship with the repository: clone it and `pip install -e .`, or "
             "give the folder)")
     if not folder.is_dir():

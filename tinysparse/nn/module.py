@@ -51,15 +51,26 @@ class Parameter(Tensor):
         return "Parameter" + super().__repr__()[len("Tensor"):]
 
 
+def as_numbers(x: Any, name: str) -> np.ndarray:
+    """``x`` as an array of real numbers (or booleans), or a ValueError naming ``name``:
+    for strings, objects, complex numbers, or nested lists of unequal lengths."""
+    try:
+        x = np.asarray(x)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"{name}: expected an array of numbers; {error}") from None
+    if x.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: expected numbers, got an array of dtype {x.dtype}")
+    return x
+
+
 def check_finite_inputs(x: Any, name: str) -> np.ndarray:
-    """``x`` as an array, or a ValueError naming ``name`` when it holds NaN or infinity."""
-    x = np.asarray(x)
-    if x.dtype.kind in "fc" and not np.all(np.isfinite(x)):
+    """``x`` as an array (:func:`as_numbers`), or a ValueError naming ``name`` when it holds
+    NaN or infinity."""
+    x = as_numbers(x, name)
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         bad = int(np.count_nonzero(~np.isfinite(x)))
         raise ValueError(f"{name}: {bad:,} of its {x.size:,} values are NaN or infinite; "
                          f"a prediction from them would mean nothing")
-    if x.dtype.kind not in "fiub":
-        raise ValueError(f"{name}: expected numbers, got an array of dtype {x.dtype}")
     return x
 
 
