@@ -5,9 +5,10 @@
 * Under pytest-xdist every worker uses one BLAS/OpenMP thread.
 * ``torch`` is an oracle only: tests that need it use the ``torch`` fixture, which skips
   cleanly where PyTorch is not installed (CI installs it).
-* Tests marked ``full`` (every lesson in its default, full mode: hours on 2 cores) run
-  only when the ``-m`` expression names them (``python -m pytest -m full``); any other
-  run, the README's and CI's included, deselects them.
+* Tests marked ``full`` (every lesson in its default, full mode: hours on 2 cores) or
+  ``site`` (a built course website opened in headless Chromium) run only when the ``-m``
+  expression names their marker (``python -m pytest -m full``); any other run, the
+  README's included, deselects them. CI runs ``-m site`` after building the site.
 """
 
 from __future__ import annotations
@@ -66,20 +67,25 @@ def mnist5k():
     return mnist_5k()
 
 
-# ---------------------------------------------------------------- full mode (-m full)
-def _full_mode_selected(config: pytest.Config) -> bool:
-    """Whether the ``-m`` expression names the ``full`` marker (``-m full``,
-    ``-m "full and not slow"``, ...): only then do the full-mode tests run."""
-    return re.search(r"\bfull\b", config.getoption("markexpr") or "") is not None
+# ---------------------------------------------------------------- opt-in markers
+#: markers whose tests run only when the ``-m`` expression names them
+OPT_IN_MARKERS = ("full", "site")
+
+
+def _named_in_markexpr(config: pytest.Config, marker: str) -> bool:
+    """Whether the ``-m`` expression names ``marker`` (``-m full``, ``-m "full and not
+    slow"``, ...): only then do that marker's tests run."""
+    return re.search(rf"\b{marker}\b", config.getoption("markexpr") or "") is not None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _full_mode_selected(config):
-        return  # -m itself selects (or, with "not full", deselects) them
-    deselected = [item for item in items if item.get_closest_marker("full")]
+    # a marker -m names selects (or, with "not full", deselects) its tests itself
+    left_out = [m for m in OPT_IN_MARKERS if not _named_in_markexpr(config, m)]
+    deselected = [item for item in items if any(item.get_closest_marker(m) for m in left_out)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker("full")]
+        dropped = set(deselected)
+        items[:] = [item for item in items if item not in dropped]
 
 
 FULL_MODE_TIMES = pytest.StashKey[dict]()

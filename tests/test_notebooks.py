@@ -17,9 +17,14 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
+from tinysparse.course.site import (  # noqa: E402  (after the skips: needs nbclient)
+    CELL_TIMEOUT,
+    execute_notebook,
+    save_executed,
+)
+
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 NOTEBOOKS = sorted(LESSONS.glob("*.ipynb"))
-
 
 
 def test_there_are_lessons():
@@ -60,40 +65,29 @@ def test_notebook_is_committed_without_outputs(path):
                 f"(jupyter nbconvert --clear-output --inplace {path.name})")
 
 
-def _execute(path: Path, timeout: int) -> None:
-    """Run the notebook top to bottom in a fresh kernel (``timeout`` seconds per cell),
-    in the lessons' folder, with this process's environment."""
-    notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(
-        notebook, timeout=timeout, kernel_name="python3",
-        resources={"metadata": {"path": str(LESSONS)}},
-    )
-    client.execute(env=dict(os.environ))
-
-
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom_in_fast_mode(path, monkeypatch):
-    monkeypatch.setenv("TINYSPARSE_FAST", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    _execute(path, timeout=600)
-
-
-#: a cell of a lesson in full mode may train for a long time on 2 cores
-FULL_MODE_CELL_TIMEOUT = 3 * 3600
+def test_notebook_runs_top_to_bottom_in_fast_mode(path):
+    """Also draws every figure (as PNG; the course website's SVG files are left out, to
+    keep the run short). With ``$TINYSPARSE_EXECUTED_DIR`` set, the executed notebook is
+    saved there: CI builds the course website from these (``tinysparse course site
+    --executed``), running no lesson twice."""
+    notebook = execute_notebook(path, fast=True, timeout=CELL_TIMEOUT["fast"], svg=False)
+    if os.environ.get("TINYSPARSE_EXECUTED_DIR"):
+        save_executed(notebook, os.environ["TINYSPARSE_EXECUTED_DIR"], path.name)
 
 
 @pytest.mark.full
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom_in_full_mode(path, monkeypatch, full_mode_times):
+def test_notebook_runs_top_to_bottom_in_full_mode(path, full_mode_times):
     """The lesson as a reader runs it (TINYSPARSE_FAST unset): its ``if not FAST:``
-    checks of the papers' claims run too. Only with ``-m full``; the time is recorded."""
-    monkeypatch.delenv("TINYSPARSE_FAST", raising=False)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    checks of the papers' claims run too. Only with ``-m full``; the time is recorded.
+    A cell may train for a long time on 2 cores (``CELL_TIMEOUT["default"]``); figures
+    are drawn as PNG, as a reader's Jupyter draws them."""
     start, passed = time.perf_counter(), False
     try:
-        _execute(path, timeout=FULL_MODE_CELL_TIMEOUT)
+        execute_notebook(path, fast=False, timeout=CELL_TIMEOUT["default"], svg=False)
         passed = True
     finally:
         full_mode_times(path.stem, time.perf_counter() - start, passed)

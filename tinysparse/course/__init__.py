@@ -1,7 +1,8 @@
-"""The course kit: student editions of the lessons and their grading (grading.py).
+"""The course kit: student editions of the lessons and their grading (grading.py), and
+the course website of the executed lessons (site.py).
 
 Nothing heavy is imported here: ``tinysparse.cli`` reads :data:`LESSONS` on every call,
-while nbgrader and Jupyter are needed only by the commands that use them.
+while nbgrader, Jupyter and mkdocs are needed only by the commands that use them.
 """
 
 from pathlib import Path
