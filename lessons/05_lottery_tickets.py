@@ -21,7 +21,7 @@
 #    digits far above chance;
 # 5. try **late rewinding** (to the weights after $k$ steps instead of $\theta_0$);
 # 6. put our numbers beside the papers', and read Liu et al.'s critique in their light;
-# 7. do three exercises that check themselves.
+# 7. do three exercises that check themselves, and a design task with a target.
 #
 # **Run time.** The default mode is the real experiment — LeNet-300-100 on `mnist-5k`,
 # 14 rounds (down to 4.5% of the weights), 10 epochs per training run, 3 seeds, three
@@ -55,6 +55,7 @@ import tinysparse as ts  # first: it tells the BLAS threads how to wait, before 
 import matplotlib.pyplot as plt
 import numpy as np
 
+import tinysparse.exercises  # the exercises' checks
 from tinysparse.prune import lottery
 from tinysparse.tables import format_table
 
@@ -766,22 +767,30 @@ print(format_table(rows, headers=["round", "remaining", "ticket − reinit (valu
 #
 # ## 8. Exercises
 #
-# Each exercise has a cell with **our solution, already filled in — try it yourself first**
-# (clear the cell and write your own), and a cell of checks that needs no editing.
+# Three exercises and a design task. Each exercise asks for a **function**; the cell
+# after it checks your function on this notebook's networks and then on inputs this text
+# never shows (hidden tests, added back when a teacher grades the notebook), with the
+# library function that would answer it switched off while the checks run.
 #
-# ### Exercise (a) — the sign-preserving initialisation
+# The cells you fill in hold **our solution, between two marker comments, so that the
+# notebook runs top to bottom — try it yourself first**. In the student edition
+# (`tinysparse course release DIR`) they read `# YOUR CODE HERE`; `tinysparse course grade
+# NOTEBOOK` scores a completed notebook.
+#
+# ### Exercise 1 — the sign-preserving initialisation
 #
 # Write `my_sign_preserving_state(reference, seed)`: for every weight matrix of `reference`
-# (a state dict such as `theta_0`), draw fresh Glorot-normal values with
+# (a state dict such as `theta_0`, name → NumPy array), draw fresh Glorot-normal values with
 # `ts.nn.init.get_initializer("glorot_normal")(shape, rng)` and
 # `rng = np.random.default_rng(seed)`, keep their **magnitudes** and give them the **signs**
-# of `reference`; copy biases (1-D arrays) unchanged. The checks test that your weights have
-# the signs of $\theta_0$ everywhere and that their magnitudes have the same distribution as
-# those of `lottery.random_init_state` (a two-sample Kolmogorov–Smirnov distance).
+# of `reference`; copy biases (1-D arrays) unchanged. The same seed must give the same
+# state. The checks test that your weights have the signs of the reference everywhere and
+# that their magnitudes have the same distribution as those of `lottery.random_init_state`
+# (a two-sample Kolmogorov–Smirnov distance).
 
-# %%
-# Exercise (a) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_sign_preserving_state(reference, seed, init="glorot_normal"):
+    ### BEGIN SOLUTION
     rng = np.random.default_rng(seed)
     draw = ts.nn.init.get_initializer(init)
     state = {}
@@ -791,13 +800,11 @@ def my_sign_preserving_state(reference, seed, init="glorot_normal"):
         else:                # a bias: unchanged
             state[name] = np.array(values, copy=True)
     return state
+    ### END SOLUTION
 
 
-mine = my_sign_preserving_state(theta_0, seed=123)
-
-
-# %%
-# Checks for exercise (a) (no need to edit)
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 1 (no need to edit)
 def ks_distance(a, b):
     # largest gap between the two empirical distribution functions
     a, b = np.sort(a.ravel()), np.sort(b.ravel())
@@ -806,52 +813,93 @@ def ks_distance(a, b):
                          - np.searchsorted(b, grid, side="right") / b.size))
 
 
+def check_sign_preserving_state(reference, seed, fresh, quiet=False):
+    """Your state for ``reference`` against its signs and against the magnitudes of
+    ``fresh``, a ``random_init_state`` of the same shapes (the library's answer is off)."""
+    with ts.exercises.switched_off(lottery, "sign_preserving_state"), \
+            ts.exercises.switched_off(ts.prune, "sign_preserving_state"):
+        mine = my_sign_preserving_state(reference, seed)
+        again = my_sign_preserving_state(reference, seed)
+    assert set(mine) == set(reference), "return every parameter of the reference"
+    for name in reference:
+        assert np.array_equal(mine[name], again[name]), f"{name}: the same seed, another state"
+        if reference[name].ndim == 1:
+            assert np.array_equal(mine[name], reference[name]), f"{name}: keep the biases"
+            continue
+        assert mine[name].shape == reference[name].shape, f"{name}: wrong shape"
+        assert np.all(np.sign(mine[name]) == np.sign(reference[name])), f"{name}: wrong signs"
+        assert not np.allclose(np.abs(mine[name]), np.abs(reference[name])), (
+            f"{name}: the magnitudes should be fresh, not the reference's")
+        n, m = mine[name].size, fresh[name].size
+        distance = ks_distance(np.abs(mine[name]), np.abs(fresh[name]))
+        limit = 1.95 * np.sqrt((n + m) / (n * m))  # the KS test's 0.1% critical value
+        if not quiet:
+            print(f"{name}: KS distance of |w| to random_init_state {distance:.4f} "
+                  f"(limit {limit:.4f})")
+        assert distance < limit, f"{name}: magnitudes not Glorot-normal-like"
+    return mine
+
+
 fresh = lottery.random_init_state(ts.nn.lenet300(seed=SEED), seed=7)  # another seed
-assert set(mine) == set(theta_0), "return every parameter of the reference"
-for name in theta_0:
-    if theta_0[name].ndim == 1:
-        assert np.array_equal(mine[name], theta_0[name]), f"{name}: keep the biases"
-        continue
-    assert np.all(np.sign(mine[name]) == np.sign(theta_0[name])), f"{name}: wrong signs"
-    assert not np.allclose(np.abs(mine[name]), np.abs(theta_0[name])), (
-        f"{name}: the magnitudes should be fresh, not θ₀'s")
-    n, m = mine[name].size, fresh[name].size
-    distance = ks_distance(np.abs(mine[name]), np.abs(fresh[name]))
-    limit = 1.95 * np.sqrt((n + m) / (n * m))  # the KS test's 0.1% critical value
-    print(f"{name}: KS distance of |w| to random_init_state {distance:.4f} (limit {limit:.4f})")
-    assert distance < limit, f"{name}: magnitudes not Glorot-normal-like"
-library = lottery.sign_preserving_state(theta_0, seed=123)
-print("identical to the library's sign_preserving_state(theta_0, 123):",
-      all(np.array_equal(mine[n], library[n]) for n in theta_0))
-print("Exercise (a): all checks passed")
+mine = check_sign_preserving_state(theta_0, 123, fresh)
+print("Exercise 1: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_model = ts.nn.mlp([60, 45, 30, 4], seed=11)
+hidden_rng = np.random.default_rng(31)
+hidden_reference = {name: (3 * hidden_rng.laplace(size=shape) if len(shape) > 1
+                           else hidden_rng.normal(size=shape))  # biases that are not zero
+                    for name, shape in hidden_model.state_shapes().items()}
+hidden_fresh = lottery.random_init_state(hidden_model, seed=5)
+hidden_a = check_sign_preserving_state(hidden_reference, 2024, hidden_fresh, quiet=True)
+hidden_b = check_sign_preserving_state(hidden_reference, 2025, hidden_fresh, quiet=True)
+assert not np.array_equal(hidden_a["fc1.weight"], hidden_b["fc1.weight"]), "ignores the seed"
+### END HIDDEN TESTS
 
 
 # %% [markdown]
-# ### Exercise (b) — how much is left after $r$ rounds?
+# ### Exercise 2 — how much is left after $r$ rounds?
 #
-# Compute `my_remaining[r]`, the fraction of LeNet-300-100's weights remaining after $r$
-# rounds, for $r = 0, \dots,$ `ROUNDS`, from the layer sizes `sizes` alone: the hidden layers
-# lose `RATE` and the output layer `OUTPUT_RATE` of what remains in each round. Careful: a
-# layer cannot keep a fraction of a weight — the selection step prunes `round(s · n)` weights
-# of a layer with $n$ weights and target sparsity $s$. The check compares your numbers with
-# the `remaining` the experiment measured from its masks.
+# Write `my_remaining_after(r, layer_sizes, rate, output_rate)`: the fraction of a
+# network's weights remaining after $r$ rounds of the schedule of section 1, from its layer
+# sizes alone. `layer_sizes` is a dict name → number of weights, in the network's order;
+# the last entry is the output layer, which loses `output_rate` of what remains in each
+# round, while every other layer loses `rate`. Careful: a layer cannot keep a fraction of a
+# weight — the selection step prunes `round(s · n)` weights of a layer with $n$ weights and
+# target sparsity $s$. The check compares your numbers for LeNet-300-100 (`sizes`) with the
+# `remaining` the experiment of section 3 measured from its masks, then tries other
+# networks and rates.
 
-# %%
-# Exercise (b) — our solution. Try it yourself first!
-def my_remaining_after(r):
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_remaining_after(r, layer_sizes, rate, output_rate):
+    ### BEGIN SOLUTION
+    layer_names = list(layer_sizes)
     kept = 0
-    for i, name in enumerate(names):
-        rate = OUTPUT_RATE if i == len(names) - 1 else RATE
-        sparsity = 1 - (1 - rate) ** r
-        kept += sizes[name] - round(sparsity * sizes[name])  # whole weights only
-    return kept / total
+    for i, name in enumerate(layer_names):
+        layer_rate = output_rate if i == len(layer_names) - 1 else rate
+        sparsity = 1 - (1 - layer_rate) ** r
+        kept += layer_sizes[name] - round(sparsity * layer_sizes[name])  # whole weights only
+    return kept / sum(layer_sizes.values())
+    ### END SOLUTION
 
 
-my_remaining = [my_remaining_after(r) for r in range(ROUNDS + 1)]
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 2 (no need to edit)
+def counted_remaining(r, layer_sizes, rate, output_rate):
+    """What the selection step keeps: layer masks on random scores at round r's sparsities."""
+    rng = np.random.default_rng(r)
+    scores = {name: rng.random(n) for name, n in layer_sizes.items()}
+    targets = lottery.round_sparsities(list(layer_sizes), r, rate, output_rate)
+    masks_r = ts.prune.layer_masks(scores, targets)
+    return sum(m.kept for m in masks_r.values()) / sum(layer_sizes.values())
 
-# %%
-# Checks for exercise (b) (no need to edit)
-assert len(my_remaining) == len(summary), f"one value per round 0..{ROUNDS}"
+
+def yours_remaining(r, layer_sizes, rate, output_rate):
+    with ts.exercises.switched_off(lottery, "round_sparsities"), \
+            ts.exercises.switched_off(ts.prune, "layer_masks", "select_masks"):
+        return float(my_remaining_after(r, dict(layer_sizes), rate, output_rate))
+
+
+my_remaining = [yours_remaining(r, sizes, RATE, OUTPUT_RATE) for r in range(ROUNDS + 1)]
 for r, row in enumerate(summary):
     assert abs(my_remaining[r] - row["remaining"]) * total < 0.5, (
         f"round {r}: you get {my_remaining[r]:.6%}, the experiment {row['remaining']:.6%}")
@@ -860,11 +908,23 @@ for r, row in enumerate(summary):
 print(format_table([[r, f"{m:.4%}", f"{row['remaining']:.4%}"]
                     for r, (m, row) in enumerate(zip(my_remaining, summary))],
                    headers=["round", "yours", "experiment"]))
-print("Exercise (b): all checks passed")
+print("Exercise 2: visible checks passed")
+### BEGIN HIDDEN TESTS
+for hidden_sizes, hidden_rate, hidden_output_rate in (
+        ({"a": 1237, "b": 311, "c": 45, "d": 7}, 0.35, 0.15),
+        ({"first": 999, "last": 25}, 0.2, 0.5),
+        ({"only": 4321}, 0.1, 0.3)):
+    hidden_total = sum(hidden_sizes.values())
+    for r in range(0, 16, 3):
+        hidden_yours = yours_remaining(r, hidden_sizes, hidden_rate, hidden_output_rate)
+        hidden_expected = counted_remaining(r, hidden_sizes, hidden_rate, hidden_output_rate)
+        assert abs(hidden_yours - hidden_expected) * hidden_total < 0.5, (
+            hidden_sizes, r, hidden_yours, hidden_expected)
+### END HIDDEN TESTS
 
 
 # %% [markdown]
-# ### Exercise (c) — a random mask with the same per-layer counts
+# ### Exercise 3 — a random mask with the same per-layer counts
 #
 # Write `my_random_masks_like(masks, seed)`: for every mask (a `ts.sparse.Mask`, with
 # `.shape`, `.size` and `.kept`), a new `ts.sparse.Mask` of the same shape that keeps
@@ -872,11 +932,12 @@ print("Exercise (b): all checks passed")
 # `random_mask` control. The checks use the round-1 masks of section 2: per-layer kept counts
 # must match, the same seed must give the same masks, and — a test of "uniformly at random" —
 # the fraction of your kept weights that the magnitude mask also keeps must be close to the
-# layer's density.
+# layer's density. Hidden tests try other shapes and counts, and how often each position
+# is kept over many seeds.
 
-# %%
-# Exercise (c) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-3", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_random_masks_like(masks, seed):
+    ### BEGIN SOLUTION
     rng = np.random.default_rng(seed)
     result = {}
     for name, mask in masks.items():
@@ -884,27 +945,99 @@ def my_random_masks_like(masks, seed):
         keep[rng.permutation(mask.size)[: mask.kept]] = True  # `kept` positions at random
         result[name] = ts.sparse.Mask(keep.reshape(mask.shape))
     return result
+    ### END SOLUTION
 
 
-random_masks = my_random_masks_like(masks, seed=5)
+# %% nbgrader={"grade": true, "grade_id": "exercise-3-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 3 (no need to edit)
+def yours_random_masks(masks, seed):
+    with ts.exercises.switched_off(lottery, "random_masks_like"), \
+            ts.exercises.switched_off(ts.prune, "random_masks_like"):
+        return my_random_masks_like(masks, seed)
 
-# %%
-# Checks for exercise (c) (no need to edit)
-again = my_random_masks_like(masks, seed=5)
-for name, mask in masks.items():
-    ours_ = random_masks[name]
-    assert isinstance(ours_, ts.sparse.Mask), f"{name}: return ts.sparse.Mask objects"
-    assert ours_.shape == mask.shape, f"{name}: shape {ours_.shape}, expected {mask.shape}"
-    assert ours_.kept == mask.kept, f"{name}: kept {ours_.kept}, expected {mask.kept}"
-    assert ours_ == again[name], f"{name}: the same seed should give the same mask"
-    overlap = (ours_.keep & mask.keep).sum() / ours_.kept
-    tolerance = 4 * np.sqrt(mask.density * (1 - mask.density) / mask.kept)
-    print(f"{name}: kept {ours_.kept} of {ours_.size}; overlap with the magnitude mask "
-          f"{overlap:.3f} (density {mask.density:.3f} ± {tolerance:.3f})")
-    assert abs(overlap - mask.density) < tolerance, f"{name}: not uniformly random?"
-library_masks = lottery.random_masks_like(masks, seed=5)
-assert all(library_masks[n].kept == random_masks[n].kept for n in masks)
-print("Exercise (c): all checks passed")
+
+def check_random_masks(masks, seed, quiet=False):
+    """Shapes, counts, determinism, and the overlap with ``masks`` near their density."""
+    random_masks, again = yours_random_masks(masks, seed), yours_random_masks(masks, seed)
+    assert set(random_masks) == set(masks), "one mask per mask given"
+    for name, mask in masks.items():
+        ours_ = random_masks[name]
+        assert isinstance(ours_, ts.sparse.Mask), f"{name}: return ts.sparse.Mask objects"
+        assert ours_.shape == mask.shape, f"{name}: shape {ours_.shape}, expected {mask.shape}"
+        assert ours_.kept == mask.kept, f"{name}: kept {ours_.kept}, expected {mask.kept}"
+        assert ours_ == again[name], f"{name}: the same seed should give the same mask"
+        if 0 < mask.kept < mask.size:
+            overlap = (ours_.keep & mask.keep).sum() / ours_.kept
+            tolerance = 4 * np.sqrt(mask.density * (1 - mask.density) / mask.kept)
+            if not quiet:
+                print(f"{name}: kept {ours_.kept} of {ours_.size}; overlap with the magnitude "
+                      f"mask {overlap:.3f} (density {mask.density:.3f} ± {tolerance:.3f})")
+            assert abs(overlap - mask.density) < tolerance, f"{name}: not uniformly random?"
+    return random_masks
+
+
+random_masks = check_random_masks(masks, seed=5)
+print("Exercise 3: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(77)
+hidden_masks = {"a": ts.sparse.Mask(hidden_rng.random((13, 17)) < 0.4),
+                "none": ts.sparse.Mask(np.zeros((5, 6), dtype=bool)),
+                "all": ts.sparse.Mask(np.ones((4, 3), dtype=bool)),
+                "cube": ts.sparse.Mask(hidden_rng.random((4, 3, 5)) < 0.7),
+                "vector": ts.sparse.Mask(np.arange(9) % 4 == 0)}
+check_random_masks(hidden_masks, seed=12, quiet=True)
+assert any(yours_random_masks(hidden_masks, 13)[n] != yours_random_masks(hidden_masks, 14)[n]
+           for n in ("a", "cube")), "different seeds should give different masks"
+small = {"small": ts.sparse.Mask(np.arange(20).reshape(4, 5) % 10 < 3)}  # keeps 6 of 20
+draws = 2000
+frequency = np.mean([yours_random_masks(small, seed)["small"].keep
+                     for seed in range(draws)], axis=0)
+hidden_tolerance = 4 * np.sqrt(0.3 * 0.7 / draws)  # 4 binomial standard errors
+assert np.all(np.abs(frequency - 0.3) < hidden_tolerance), frequency
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Design task — a supermask that keeps one weight in ten
+#
+# Section 4 evaluated supermasks at the schedule's sparsities, the same rate in both hidden
+# layers and a tenth of the output layer pruned per round. Nothing forces that. Choose a
+# criterion (`"large_final"` or `"magnitude_increase"`) and a **density for each layer**
+# (the fraction of its weights kept) so that the mask, applied to the **untrained**
+# $\theta_0$ of seed 0 and scored with the dense run of section 2 (`dense_final`), keeps
+# **at most 10% of the network's weights** and classifies the test digits with
+# **accuracy at least 0.80** — no training at all (in fast mode, where the dense run trained
+# for one epoch, the target is 0.70). No round of section 4 meets both conditions. Think
+# about which layer is small and which one every prediction must pass through, and try
+# your candidates on the `validation` digits (the check grades on the test digits; choosing
+# on them would be fitting to the test set). `lottery.supermask_masks` and `untrained`
+# (section 4) build and apply the mask; the check counts the kept weights and never times
+# anything.
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+design_criterion = None                                                            # yours
+design_densities = {"fc1.weight": None, "fc2.weight": None, "fc3.weight": None}  # yours
+### BEGIN SOLUTION
+design_criterion = "magnitude_increase"
+design_densities = {"fc1.weight": 0.08, "fc2.weight": 0.2, "fc3.weight": 1.0}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_KEEP = 0.10
+DESIGN_ACCURACY = 0.70 if FAST else 0.80
+assert design_criterion in lottery.SUPERMASK_CRITERIA, (
+    f"choose a criterion among {lottery.SUPERMASK_CRITERIA}")
+assert set(design_densities) == set(names), f"give a density for each of {names}"
+assert all(0 <= float(d) <= 1 for d in design_densities.values()), "densities are in [0, 1]"
+design_masks = lottery.supermask_masks(
+    dense_final, theta_0, {n: 1 - float(d) for n, d in design_densities.items()},
+    design_criterion)
+design_kept = sum(m.kept for m in design_masks.values()) / total
+design_accuracy = ts.evaluate(untrained(design_masks), *data.test)["accuracy"]
+print(f"Design task: keeps {design_kept:.2%} of the weights (at most {DESIGN_KEEP:.0%}), "
+      f"untrained test accuracy {design_accuracy:.3f} (at least {DESIGN_ACCURACY:.2f})")
+assert design_kept <= DESIGN_KEEP, f"keeps {design_kept:.2%} > {DESIGN_KEEP:.0%}"
+assert design_accuracy >= DESIGN_ACCURACY, "below the accuracy target"
 
 # %% [markdown]
 # ## Summary

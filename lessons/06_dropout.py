@@ -30,7 +30,7 @@
 # 8. train with **Ising-dropout** (in our reconstruction, which we state plainly);
 # 9. read all of this as **minimum description length** (Hinton & van Camp 1993);
 # 10. put the papers' numbers beside ours;
-# 11. do three exercises that check themselves.
+# 11. do three exercises that check themselves, and a design task with a target.
 #
 # **Run time.** The default mode trains about twenty small networks (LeNet-300-100 on the
 # 4,000 training digits; three seeds for the dropout comparison, one seed for the rest, up
@@ -72,6 +72,7 @@ import tinysparse as ts  # first: it tells the BLAS threads how to wait, before 
 import matplotlib.pyplot as plt
 import numpy as np
 
+import tinysparse.exercises  # the exercises' checks
 import tinysparse.plot  # the figures: not loaded by `import tinysparse` (they need matplotlib)
 from tinysparse.nn.layers import weight_in_use
 from tinysparse.nn.sparse_layers import set_weight_noise
@@ -1175,106 +1176,162 @@ print("\nmnist-5k: 4,000 training digits, 15x fewer than MNIST; 1,000 test digit
 #
 # ## 11. Exercises
 #
-# Each exercise has a cell with **our solution, already filled in — try it yourself first**
-# (clear the cell and write your own), and a cell of checks that needs no editing.
+# Three exercises and a design task. Each exercise asks for a **function**; the cell
+# after it checks your function on this notebook's networks and then on inputs this text
+# never shows (hidden tests, added back when a teacher grades the notebook), with the
+# library function that would answer it switched off while the checks run.
 #
-# ### Exercise (a) — MC dropout by hand
+# The cells you fill in hold **our solution, between two marker comments, so that the
+# notebook runs top to bottom — try it yourself first**. In the student edition
+# (`tinysparse course release DIR`) they read `# YOUR CODE HERE`; `tinysparse course grade
+# NOTEBOOK` scores a completed notebook.
+#
+# ### Exercise 1 — MC dropout by hand
 #
 # Write `my_mc_average(net, images, k)`: the average of the softmax outputs of `k` passes of
 # `net` over `images` with the Dropout layers sampling and everything else in evaluation
-# mode (use `ts.nn.mc_dropout` and `ts.autograd.softmax`; no gradients are needed). The check
-# resets every Dropout layer's generator to the same seed before your function and before
-# `ts.nn.predict_mc`, so both draw the same masks and must agree to rounding.
+# mode (use `ts.nn.mc_dropout` and `ts.autograd.softmax`; no gradients are needed), leaving
+# the network in the mode you found it in. The check resets every Dropout layer's
+# generator to the same seed before your function and before `ts.nn.predict_mc` (switched
+# off while yours runs), so both draw the same masks and must agree to rounding.
 
-# %%
-# Exercise (a) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_mc_average(net, images, k):
+    ### BEGIN SOLUTION
     total = 0.0
     with ts.nn.mc_dropout(net), ts.no_grad():
         for _ in range(k):
             total = total + ts.autograd.softmax(net(images), axis=1).data.astype(np.float64)
     return total / k
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (a) (no need to edit)
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 1 (no need to edit)
 def reseed_dropout(net, seed):
     for index, dropout_layer in enumerate(ts.nn.dropout_layers(net)):
         dropout_layer.rng = np.random.default_rng([seed, index])
 
 
-images = x_test[:200]
-for k in (1, 7):
-    reseed_dropout(dropout_net, 123)
-    mine = my_mc_average(dropout_net, images, k)
-    reseed_dropout(dropout_net, 123)
-    library_mean, _ = ts.nn.predict_mc(dropout_net, images, samples=k)
+def check_mc_average(net, images, k, seed=123):
+    """Your average of k sampled passes against ``predict_mc`` with the same masks."""
+    mode = net.training
+    reseed_dropout(net, seed)
+    with ts.exercises.switched_off(ts.nn, "predict_mc"), \
+            ts.exercises.switched_off(ts.nn.dropout, "predict_mc"):
+        mine = np.asarray(my_mc_average(net, images, k))
+    assert net.training == mode, "leave the network in the mode you found it in"
+    reseed_dropout(net, seed)
+    library_mean, _ = ts.nn.predict_mc(net, images, samples=k)
     assert mine.shape == library_mean.shape, f"shape {mine.shape}, expected {library_mean.shape}"
     assert np.allclose(mine, library_mean, atol=1e-6), f"k={k}: your average differs"
+    return mine
+
+
+images = x_test[:200]
+for k in (1, 7):
+    mine = check_mc_average(dropout_net, images, k)
     assert not np.allclose(mine, ts.autograd.softmax(dropout_net(images), axis=1).data), (
         "this is the weight-scaling pass: the Dropout layers must sample")
-print("Exercise (a): all checks passed")
+print("Exercise 1: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_net = ts.nn.lenet300(seed=17, dropout=0.3, input_dropout=0.1)  # untrained
+hidden_net.train()  # in training mode: your function must put it back so
+for hidden_k in (2, 5):
+    check_mc_average(hidden_net, x_test[500:640], hidden_k, seed=hidden_k)
+hidden_net.eval()
+check_mc_average(hidden_net, x_test[700:703], 3, seed=9)
+### END HIDDEN TESTS
 
 
 # %% [markdown]
-# ### Exercise (b) — per-unit magnitude masks
+# ### Exercise 2 — per-unit magnitude masks
 #
 # Section 5 pruned with `ts.prune.prune(net, s, scope="unit")`: in every output unit (a row
 # of a weight matrix) the `round(s · n)` weights with the smallest $|w|$ are removed, $n$
 # being the row's length. Write `my_unit_keep(weight, s)`, returning the boolean array of
 # the weights kept (same shape as `weight`). The check compares your masks with the
-# library's on the trained DropConnect network's three weight matrices, at three
-# sparsities.
+# library's on the trained DropConnect network's three weight matrices at three
+# sparsities, then on matrices of other shapes.
 
-# %%
-# Exercise (b) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_unit_keep(weight, s):
+    ### BEGIN SOLUTION
     n_removed = round(s * weight.shape[1])
     order = np.argsort(np.abs(weight), axis=1, kind="stable")  # smallest first, per row
     keep = np.ones(weight.shape, dtype=bool)
     np.put_along_axis(keep, order[:, :n_removed], False, axis=1)
     return keep
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (b) (no need to edit)
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 2 (no need to edit)
+def check_unit_keep(weights, s):
+    """Your masks against the library's per-unit selection (switched off while yours run)."""
+    library_masks = ts.prune.select_masks({n: np.abs(w) for n, w in weights.items()}, s,
+                                          scope="unit")
+    with ts.exercises.switched_off(ts.prune, "prune", "select_masks", "unit_masks",
+                                   "layer_masks"):
+        mine = {name: np.asarray(my_unit_keep(weight, s)) for name, weight in weights.items()}
+    for name, mask in library_masks.items():
+        assert mine[name].shape == mask.shape, (
+            f"{name}: shape {mine[name].shape}, expected {mask.shape}")
+        assert np.array_equal(mine[name], mask.keep), f"{name} at s={s}: your mask differs"
+    return mine
+
+
 state = dropconnect_net.state_dict()
 for s in (0.3, 0.8, 0.95):
     library_masks = ts.prune.prune(ts.prune.clone(dropconnect_net), s, scope="unit")
-    for name, mask in library_masks.items():
-        mine = my_unit_keep(state[name], s)
-        assert mine.shape == mask.shape, f"{name}: shape {mine.shape}, expected {mask.shape}"
-        assert np.array_equal(mine, mask.keep), f"{name} at s={s}: your mask differs"
-    print(f"s = {s}: kept per row {sorted({int(k) for k in mine.sum(axis=1)})} of "
-          f"{state['fc3.weight'].shape[1]} in fc3 — equal to the library's masks")
-print("Exercise (b): all checks passed")
+    mine = check_unit_keep({name: state[name] for name in library_masks}, s)
+    for name, mask in library_masks.items():  # the same masks as pruning the network
+        assert np.array_equal(mine[name], mask.keep), f"{name} at s={s}: your mask differs"
+    print(f"s = {s}: kept per row {sorted({int(k) for k in mine['fc3.weight'].sum(axis=1)})} "
+          f"of {state['fc3.weight'].shape[1]} in fc3 — equal to the library's masks")
+print("Exercise 2: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(606)
+hidden_weights = {"wide": hidden_rng.normal(size=(7, 13)), "tall": hidden_rng.laplace(size=(20, 3)),
+                  "row": hidden_rng.normal(size=(1, 11))}
+for hidden_s in (0.0, 0.1, 0.6, 0.9):
+    check_unit_keep(hidden_weights, hidden_s)
+### END HIDDEN TESTS
 
 
 # %% [markdown]
-# ### Exercise (c) — how often is a hard-concrete gate open?
+# ### Exercise 3 — how often is a hard-concrete gate open?
 #
 # Write `my_probability_open(log_alpha)`: the probability $P(z \ne 0)$ that an L0 gate with
-# location `log_alpha` is not exactly zero (an array in, an array out), using the constants
-# $\beta$, $\gamma$, $\zeta$ of section 7. The check draws a million gates with the
-# library's `hard_concrete` op at several $\log\alpha$ and compares their frequency of being
-# non-zero with your formula, within four binomial standard errors.
+# location `log_alpha` is not exactly zero (an array of any shape in, an array of the same
+# shape out), using the constants $\beta$, $\gamma$, $\zeta$ of section 7. The check draws a
+# million gates with the library's `hard_concrete` op at several $\log\alpha$ and compares
+# their frequency of being non-zero with your formula, within four binomial standard
+# errors; hidden tests compare with the library's formula (switched off while yours runs)
+# elsewhere.
 
-# %%
-# Exercise (c) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-3", "locked": false, "schema_version": 3, "solution": true, "task": false}
 BETA, GAMMA, ZETA = 2 / 3, -0.1, 1.1
 
 
 def my_probability_open(log_alpha):
+    ### BEGIN SOLUTION
     shift = BETA * math.log(-GAMMA / ZETA)
     return 1 / (1 + np.exp(-(np.asarray(log_alpha, dtype=np.float64) - shift)))
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (c) (no need to edit)
+# %% nbgrader={"grade": true, "grade_id": "exercise-3-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 3 (no need to edit)
+def yours_probability_open(log_alpha):
+    with ts.exercises.switched_off(ts.nn.l0, "probability_nonzero"):
+        return np.asarray(my_probability_open(log_alpha))
+
+
 rng = np.random.default_rng(2024)
 draws = 1_000_000
 log_alphas = np.array([-3.0, -1.0, 0.0, 0.5, 2.0])
-mine = np.asarray(my_probability_open(log_alphas))
+mine = yours_probability_open(log_alphas)
 assert mine.shape == log_alphas.shape, "one probability per log α"
 for value, p in zip(log_alphas, mine):
     noise = rng.uniform(1e-6, 1 - 1e-6, size=draws)
@@ -1283,8 +1340,54 @@ for value, p in zip(log_alphas, mine):
     tolerance = 4 * math.sqrt(p * (1 - p) / draws)
     print(f"log α = {value:+.1f}: yours {p:.4f}, sampled {frequency:.4f} (± {tolerance:.4f})")
     assert abs(frequency - p) < tolerance, f"log α = {value}: the gates disagree"
-assert np.allclose(mine, ts.nn.l0.probability_nonzero(log_alphas))
-print("Exercise (c): all checks passed")
+print("Exercise 3: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_log_alphas = np.random.default_rng(7).normal(0, 4, size=(6, 5))
+hidden_mine = yours_probability_open(hidden_log_alphas)
+assert hidden_mine.shape == hidden_log_alphas.shape, "an array of the same shape"
+assert np.allclose(hidden_mine, ts.nn.l0.probability_nonzero(hidden_log_alphas),
+                   rtol=1e-6, atol=1e-9)
+assert np.allclose(yours_probability_open(np.array([-8.0, 8.0])),
+                   ts.nn.l0.probability_nonzero(np.array([-8.0, 8.0])), rtol=1e-6, atol=1e-9)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Design task — 95% of every unit's weights gone, no retraining
+#
+# Section 5's targeted weight dropout prepared a network for pruning 90% of every unit's
+# weights. Go further: choose $\gamma$ and $\alpha$ for targeted **weight** dropout so that
+# LeNet-300-100 (seed 0), trained with it for 20 epochs (`DESIGN_EPOCHS`) and then pruned
+# with `ts.prune.prune(net, 0.95, scope="unit")` — **95% of every unit's incoming weights
+# removed, without retraining** — reaches a **test accuracy of at least 0.90** (0.80 in
+# fast mode, where it trains for three epochs). The settings of section 5 ($\gamma = 0.9$,
+# $\alpha = 0.75$) do not reach it. Think about which weights the noise
+# must teach the network to live without, and how often. The check trains with
+# `train_targeted` (section 5) and counts the kept weights; it never times anything.
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+design_gamma, design_alpha = None, None  # yours
+### BEGIN SOLUTION
+design_gamma, design_alpha = 0.95, 0.9
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_EPOCHS = 3 if FAST else 20
+DESIGN_SPARSITY = 0.95
+DESIGN_ACCURACY = 0.80 if FAST else 0.90
+assert design_gamma is not None and design_alpha is not None, "choose γ and α"
+assert 0 <= design_gamma <= 1 and 0 <= design_alpha <= 1, "γ and α are in [0, 1]"
+started = time.perf_counter()
+design_net = train_targeted(design_gamma, design_alpha, "weight", DESIGN_EPOCHS)
+ts.prune.prune(design_net, DESIGN_SPARSITY, scope="unit")
+design_kept = sum(m.kept for _, m in design_net.named_masks()) / sum(
+    m.size for _, m in design_net.named_masks())
+design_accuracy = ts.evaluate(design_net, x_test, y_test)["accuracy"]
+print(f"Design task: γ = {design_gamma}, α = {design_alpha}: keeps {design_kept:.2%} of the "
+      f"weights, test accuracy after pruning {design_accuracy:.3f} (at least "
+      f"{DESIGN_ACCURACY:.2f}); trained in {time.perf_counter() - started:.0f} s")
+assert design_kept <= 1 - DESIGN_SPARSITY + 0.005, "prune 95% of every unit's weights"
+assert design_accuracy >= DESIGN_ACCURACY, "below the accuracy target"
 
 # %% [markdown]
 # ## Summary

@@ -26,7 +26,7 @@
 # 8. meet a teacher that is not good enough;
 # 9. distil into a pruned student (the bridge to lessons 02 and 09);
 # 10. put the papers' numbers beside ours;
-# 11. do three exercises that check themselves.
+# 11. do three exercises that check themselves, and a design task with a target.
 #
 # **Run time.** The default mode trains about 70 networks on the 4,000 training digits of
 # `mnist-5k` — two LeNet-5 teachers, students of three sizes over two seeds (30 epochs, 20
@@ -52,7 +52,6 @@
 # number quoted here was checked against it.
 
 # %%
-import contextlib
 import inspect
 import math
 import os
@@ -65,6 +64,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 
+import tinysparse.exercises  # the exercises' checks
 from tinysparse import distill
 from tinysparse.autograd import Tensor
 from tinysparse.tables import format_table
@@ -306,7 +306,7 @@ assert np.allclose(similarity[T].sum(axis=1), 1)
 # gradient is $(\tilde z_k - \tilde v_k)/K$, the gradient of $\frac{1}{2K}\lVert \tilde z -
 # \tilde v\rVert^2$: at high temperature distillation **is logit matching**, the objective
 # of Ba & Caruana, who trained shallow networks to match a deep network's logits (with
-# $\tfrac12\lVert\cdot\rVert^2$, $K$ times ours). Exercise (a) measures how fast the approximation becomes exact. The library's two
+# $\tfrac12\lVert\cdot\rVert^2$, $K$ times ours). Exercise 1 measures how fast the approximation becomes exact. The library's two
 # losses, with the gradient written beside the lines:
 
 # %%
@@ -1028,10 +1028,17 @@ print(format_table(rows, headers=["paper", "paper (MNIST: 60,000 training digits
 #
 # ## 11. Exercises
 #
-# Each exercise has a cell with **our solution, already filled in — try it yourself first**
-# (clear the cell and write your own), and a cell of checks that needs no editing.
+# Three exercises and a design task. Each exercise asks for **functions**; the cell after
+# it checks them on this notebook's networks or on logits it draws, and then on inputs this
+# text never shows (hidden tests, added back when a teacher grades the notebook), with the
+# library function that would answer it switched off while the checks run.
 #
-# ### Exercise (a) — how fast does distillation become logit matching?
+# The cells you fill in hold **our solution, between two marker comments, so that the
+# notebook runs top to bottom — try it yourself first**. In the student edition
+# (`tinysparse course release DIR`) they read `# YOUR CODE HERE`; `tinysparse course grade
+# NOTEBOOK` scores a completed notebook.
+#
+# ### Exercise 1 — how fast does distillation become logit matching?
 #
 # Write, in NumPy:
 #
@@ -1043,58 +1050,45 @@ print(format_table(rows, headers=["paper", "paper (MNIST: 60,000 training digits
 # * `approximation_error(student_logits, teacher_logits, T)`: $\lVert g_T - g_\infty
 #   \rVert / \lVert g_\infty \rVert$, the relative distance between the two (Frobenius norms).
 #
-# The check draws logits that this page never shows, of several sizes and with rows that
-# are not zero-meaned, and compares your gradients with central finite differences of the
-# library's losses and with the autograd — which is switched off while your functions run,
-# so they must do the work themselves. Then it requires your error to fall at every step of
-# $T = 1, 2, 5, \dots, 200$, and to fall like $1/T$ at the end (the first term the
-# derivation of section 3 dropped is of order $\lVert z \rVert/T$ relative to the one it
-# kept).
+# The check draws logits of several sizes, with rows that are not zero-meaned, and
+# compares your gradients with central finite differences of the library's losses and with
+# the autograd — which is switched off while your functions run, so they must do the work
+# themselves. Then it requires your error to fall at every step of $T = 1, 2, 5, \dots,
+# 200$, and to fall like $1/T$ at the end (the first term the derivation of section 3
+# dropped is of order $\lVert z \rVert/T$ relative to the one it kept).
 
-# %%
-# Exercise (a) — our solution. Try it yourself first!
-def softmax_rows(logits, temperature):
-    scaled = logits / temperature
-    e = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
+# %% nbgrader={"grade": false, "grade_id": "exercise-1", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def soft_term_gradient(student_logits, teacher_logits, temperature):
-    q = softmax_rows(student_logits, temperature)
-    p = softmax_rows(teacher_logits, temperature)
+    ### BEGIN SOLUTION
+    def softmax_rows(logits):
+        scaled = logits / temperature
+        e = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    q, p = softmax_rows(student_logits), softmax_rows(teacher_logits)
     return temperature * (q - p) / len(student_logits)  # T² · (1/T)(q - p), mean over rows
+    ### END SOLUTION
 
 
 def logit_matching_gradient(student_logits, teacher_logits):
+    ### BEGIN SOLUTION
     n, k = student_logits.shape
     z = student_logits - student_logits.mean(axis=1, keepdims=True)
     v = teacher_logits - teacher_logits.mean(axis=1, keepdims=True)
     return (z - v) / (n * k)
+    ### END SOLUTION
 
 
 def approximation_error(student_logits, teacher_logits, temperature):
+    ### BEGIN SOLUTION
     exact = soft_term_gradient(student_logits, teacher_logits, temperature)
     limit = logit_matching_gradient(student_logits, teacher_logits)
     return np.linalg.norm(exact - limit) / np.linalg.norm(limit)
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (a) (no need to edit)
-@contextlib.contextmanager
-def autograd_switched_off():
-    backward = Tensor.backward
-
-    def refuse(self, *args, **kwargs):
-        raise RuntimeError("exercise (a): compute the gradients with NumPy; the autograd is "
-                           "switched off while your functions run")
-
-    Tensor.backward = refuse
-    try:
-        yield
-    finally:
-        Tensor.backward = backward
-
-
+# %% nbgrader={"grade": true, "grade_id": "exercise-1-check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 1 (no need to edit)
 def by_autograd(loss_of, logits):
     z = Tensor(logits, requires_grad=True)
     loss_of(z).backward()
@@ -1113,19 +1107,18 @@ def by_finite_differences(loss_of, logits, eps=1e-6):
 
 
 CHECK_TEMPERATURES = (1, 2, 5, 10, 20, 50, 100, 200)
-check_rng = np.random.default_rng([2015, 3, 9])
-for n_rows, n_classes, spread in ((6, 10, 3.0), (3, 4, 1.5)):
-    z_student = spread * check_rng.standard_normal((n_rows, n_classes)) + check_rng.normal(
-        0, 5, (n_rows, 1))
-    z_teacher = spread * check_rng.standard_normal((n_rows, n_classes)) + 2.0
-    with autograd_switched_off():
+
+
+def check_gradients(z_student, z_teacher):
+    """Your three functions against the library's losses on one pair of logit arrays."""
+    with ts.exercises.switched_off(Tensor, "backward"):  # compute the gradients yourself
         yours = {t: np.asarray(soft_term_gradient(z_student, z_teacher, t))
                  for t in CHECK_TEMPERATURES}
         yours_limit = np.asarray(logit_matching_gradient(z_student, z_teacher))
         yours_error = np.array([approximation_error(z_student, z_teacher, t)
                                 for t in CHECK_TEMPERATURES], dtype=float)
 
-    def matching(z, z_teacher=z_teacher):
+    def matching(z):
         return distill.logit_matching_loss(z, z_teacher)
 
     limit = by_autograd(matching, z_student)
@@ -1134,7 +1127,7 @@ for n_rows, n_classes, spread in ((6, 10, 3.0), (3, 4, 1.5)):
                        atol=1e-8), "logit_matching_gradient differs from finite differences"
     errors_by_library = []
     for t in CHECK_TEMPERATURES:
-        def soft(z, t=t, z_teacher=z_teacher):
+        def soft(z, t=t):
             return distill.soft_target_loss(z, distill.soft_targets(z_teacher, t), t)
 
         exact = by_autograd(soft, z_student)
@@ -1147,31 +1140,48 @@ for n_rows, n_classes, spread in ((6, 10, 3.0), (3, 4, 1.5)):
     assert np.all(np.diff(yours_error) < 0), f"the error must fall as T grows: {yours_error}"
     ratio = yours_error[-2] / yours_error[-1]
     assert 1.8 < ratio < 2.2, f"from T = 100 to 200 the error should halve, not x{1 / ratio:.2f}"
+    return yours_error
+
+
+check_rng = np.random.default_rng([2015, 3, 9])
+for n_rows, n_classes, spread in ((6, 10, 3.0), (3, 4, 1.5)):
+    z_student = spread * check_rng.standard_normal((n_rows, n_classes)) + check_rng.normal(
+        0, 5, (n_rows, 1))
+    z_teacher = spread * check_rng.standard_normal((n_rows, n_classes)) + 2.0
+    yours_error = check_gradients(z_student, z_teacher)
     print(f"{n_rows} x {n_classes} logits: relative error " +
           ", ".join(f"T={t}: {e:.3g}" for t, e in zip(CHECK_TEMPERATURES, yours_error)))
-print("Exercise (a): all checks passed")
+print("Exercise 1: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(4711)
+for hidden_shape, hidden_spread in (((5, 7), 2.0), ((2, 3), 0.7), ((8, 10), 4.0)):
+    hidden_student = hidden_spread * hidden_rng.standard_normal(hidden_shape) - 3.0
+    hidden_teacher = hidden_spread * hidden_rng.standard_normal(hidden_shape) + hidden_rng.normal(
+        0, 4, (hidden_shape[0], 1))
+    check_gradients(hidden_student, hidden_teacher)
+### END HIDDEN TESTS
 
 
 # %% [markdown]
-# ### Exercise (b) — the distillation loss by hand
+# ### Exercise 2 — the distillation loss by hand
 #
 # Write `my_distillation_loss(student_logits, teacher_probabilities, labels, T, alpha)`, the
 # value of $\alpha\,T^2\,\mathrm{KL}(p\,\|\,q) + (1-\alpha)\,\mathrm{CE}$ in NumPy: the
 # KL averaged over all rows, the cross-entropy at $T = 1$ averaged over the rows that have
 # a label (label $-1$ means none; without any labelled row the hard term is 0), and $0
 # \log 0 = 0$ for teacher probabilities that are exactly zero. The check compares it with
-# `distill.distillation_loss` on the logits of this notebook's 784-100-10 student and the
-# teacher's soft targets, at several $T$ and $\alpha$, with some labels removed.
+# `distill.distillation_loss` (switched off while yours runs) on the logits of this
+# notebook's 784-100-10 student and the teacher's soft targets, at several $T$ and
+# $\alpha$, with some labels removed.
 
-# %%
-# Exercise (b) — our solution. Try it yourself first!
-def log_softmax_rows(logits, temperature):
-    scaled = logits / temperature
-    shifted = scaled - scaled.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
+# %% nbgrader={"grade": false, "grade_id": "exercise-2", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_distillation_loss(student_logits, teacher_probabilities, labels, temperature, alpha):
+    ### BEGIN SOLUTION
+    def log_softmax_rows(logits, t):
+        scaled = logits / t
+        shifted = scaled - scaled.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
     p = teacher_probabilities
     p_log_p = p * np.log(np.where(p > 0, p, 1.0))
     kl = np.mean(np.sum(p_log_p - p * log_softmax_rows(student_logits, temperature), axis=1))
@@ -1182,10 +1192,23 @@ def my_distillation_loss(student_logits, teacher_probabilities, labels, temperat
     log_probabilities = log_softmax_rows(student_logits[labelled], 1.0)
     hard = -np.mean(log_probabilities[np.arange(len(labelled)), labels[labelled]])
     return alpha * soft + (1 - alpha) * hard
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (b) (no need to edit)
+# %% nbgrader={"grade": true, "grade_id": "exercise-2-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 2 (no need to edit)
+def check_distillation_loss(student_logits, p, labels, temperature, alpha):
+    """Your loss against ``distill.distillation_loss`` on the same inputs."""
+    expected = float(distill.distillation_loss(Tensor(student_logits), p, labels,
+                                               temperature=temperature, alpha=alpha).data)
+    with ts.exercises.switched_off(distill, "distillation_loss", "soft_target_loss"):
+        mine = float(my_distillation_loss(student_logits, p, labels, temperature, alpha))
+    assert math.isclose(mine, expected, rel_tol=1e-9, abs_tol=1e-12), (
+        f"T = {temperature}, alpha = {alpha}, {np.sum(labels >= 0)} labelled rows: "
+        f"yours {mine:.6f}, expected {expected:.6f}")
+    return mine
+
+
 check_images, check_labels = data.x_train[1000:1100], data.y_train[1000:1100].copy()
 check_labels[::3] = -1  # a third of the rows lose their label
 with ts.no_grad():
@@ -1196,53 +1219,120 @@ for temperature in (1.0, 4.0, 20.0):
     p = distill.soft_targets(check_teacher_logits, temperature)
     for alpha in (0.0, 0.5, 0.9, 1.0):
         for labels in (check_labels, np.full(len(check_labels), -1)):
-            expected = float(distill.distillation_loss(Tensor(check_student_logits), p, labels,
-                                                       temperature=temperature,
-                                                       alpha=alpha).data)
-            mine = float(my_distillation_loss(check_student_logits, p, labels, temperature, alpha))
-            assert math.isclose(mine, expected, rel_tol=1e-9, abs_tol=1e-12), (
-                f"T = {temperature}, alpha = {alpha}, {np.sum(labels >= 0)} labelled rows: "
-                f"yours {mine:.6f}, expected {expected:.6f}")
+            mine = check_distillation_loss(check_student_logits, p, labels, temperature, alpha)
             if labels is check_labels:
                 check_rows.append([f"{temperature:g}", f"{alpha:g}", mine])
 print(format_table(check_rows, headers=["T", "alpha", "your loss (= the library's)"]))
-print("Exercise (b): all checks passed")
+print("Exercise 2: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(99)
+hidden_logits = hidden_rng.normal(0, 3, size=(17, 6))
+hidden_p = hidden_rng.dirichlet(np.full(6, 0.5), size=17)
+hidden_p[::4, 2] = 0.0  # teacher probabilities that are exactly zero
+hidden_p /= hidden_p.sum(axis=1, keepdims=True)
+hidden_labels = hidden_rng.integers(0, 6, size=17)
+hidden_labels[hidden_rng.random(17) < 0.5] = -1
+for hidden_t, hidden_alpha in ((2.5, 0.3), (1.0, 0.75), (7.0, 0.0), (3.0, 1.0)):
+    check_distillation_loss(hidden_logits, hidden_p, hidden_labels, hidden_t, hidden_alpha)
+    check_distillation_loss(hidden_logits, hidden_p, np.full(17, -1), hidden_t, hidden_alpha)
+### END HIDDEN TESTS
 
 
 # %% [markdown]
-# ### Exercise (c) — the bias shift without touching the model
+# ### Exercise 3 — the bias shift without touching the model
 #
 # Adding $b$ to the output bias of class $k$ adds $b$ to the logit of class $k$ for every
 # input, and changes nothing else. So the whole curve of section 7 needs only **one**
 # forward pass. Write `shifted_accuracies(logits, labels, k, shift)` returning the pair
 # (accuracy on the digits of class $k$, accuracy on the others) after adding `shift` to
-# column $k$ of the logits. The check compares it with `distill.omitted_class_accuracies`,
-# which shifts the real bias and runs the model, for the omitted-3 student of section 7.
+# column $k$ of the logits (any number of classes). The check compares it with
+# `distill.omitted_class_accuracies` (switched off while yours runs), which shifts the real
+# bias and runs the model, for the omitted-3 student of section 7.
 
-# %%
-# Exercise (c) — our solution. Try it yourself first!
+# %% nbgrader={"grade": false, "grade_id": "exercise-3", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def shifted_accuracies(logits, labels, k, shift):
+    ### BEGIN SOLUTION
     shifted = logits.copy()
     shifted[:, k] += shift
     right = shifted.argmax(axis=1) == labels
     return float(right[labels == k].mean()), float(right[labels != k].mean())
+    ### END SOLUTION
 
 
-# %%
-# Checks for exercise (c) (no need to edit)
-with ts.no_grad(), ts.nn.deterministic(omitted_student):
-    omitted_logits = omitted_student(x_test).data
-bias_before = distill.output_bias(omitted_student).data.copy()
-for k, shift in ((OMITTED, 0.0), (OMITTED, 1.7), (OMITTED, 3.5), (OMITTED, 6.0), (8, 2.0)):
-    library = distill.omitted_class_accuracies(omitted_student, x_test, y_test, k, shift)
-    mine = shifted_accuracies(omitted_logits, y_test, k, shift)
+# %% nbgrader={"grade": true, "grade_id": "exercise-3-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Checks for exercise 3 (no need to edit)
+def check_shifted_accuracies(model, x, y, k, shift):
+    """Your accuracies from the model's logits against shifting its real output bias."""
+    with ts.no_grad(), ts.nn.deterministic(model):
+        logits = model(x).data
+    bias_before = distill.output_bias(model).data.copy()
+    library = distill.omitted_class_accuracies(model, x, y, k, shift)
+    with ts.exercises.switched_off(distill, "omitted_class_accuracies", "shift_class_bias"):
+        mine = shifted_accuracies(logits, y, k, shift)
     expected = (library["omitted_class_accuracy_after_shift"],
                 library["other_classes_accuracy_after_shift"])
     assert len(mine) == 2, "return (accuracy on class k, accuracy on the others)"
     assert np.allclose(mine, expected), f"class {k}, shift {shift}: yours {mine}, expected {expected}"
+    assert np.array_equal(distill.output_bias(model).data, bias_before)  # as it was
+    return mine
+
+
+for k, shift in ((OMITTED, 0.0), (OMITTED, 1.7), (OMITTED, 3.5), (OMITTED, 6.0), (8, 2.0)):
+    mine = check_shifted_accuracies(omitted_student, x_test, y_test, k, shift)
     print(f"class {k}, shift {shift:3g}: on class {k} {mine[0]:.3f}, on the others {mine[1]:.3f}")
-assert np.array_equal(distill.output_bias(omitted_student).data, bias_before)  # as it was
-print("Exercise (c): all checks passed")
+print("Exercise 3: visible checks passed")
+### BEGIN HIDDEN TESTS
+hidden_rng = np.random.default_rng(314)
+hidden_model = ts.nn.mlp([12, 9, 5], seed=8)  # five classes, untrained
+hidden_x = hidden_rng.normal(size=(300, 12)).astype(np.float32)
+hidden_y = hidden_rng.integers(0, 5, size=300)
+for hidden_k, hidden_shift in ((0, 0.0), (2, 0.4), (4, -0.3), (1, 1.5)):
+    check_shifted_accuracies(hidden_model, hidden_x, hidden_y, hidden_k, hidden_shift)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Design task — a small student from 100 labels
+#
+# Only **100** of the 4,000 training digits keep their label (`data.x_train[:100]`); the
+# other 3,900 are images without labels. Trained on the 100 labels alone, a 784-25-10
+# network reaches about 0.6. Design a student that does much better: choose its hidden
+# layers (`design_hidden`, a tuple of widths), a temperature $T$ and a weight $\alpha$ of
+# the soft term, so that the student — a `ts.nn.mlp((784, *design_hidden, 10), seed=SEED)`
+# of **at most 20,000 weights** (biases not counted), distilled from this notebook's
+# teacher on the 100 labelled and 3,900 unlabelled digits (a fixed transfer set,
+# `STUDENT_EPOCHS` epochs) — reaches a **test accuracy of at least 0.90** (0.60 in fast
+# mode, where the teacher and the student train for one epoch). None of the students of
+# sections 4–6 fits in the budget. Sections 5 and 6 tell you what a small student wants
+# from $T$, and what the teacher can do for digits that have no label. The check counts
+# the weights and trains once; it never times anything.
+
+# %% nbgrader={"grade": false, "grade_id": "design-task", "locked": false, "schema_version": 3, "solution": true, "task": false}
+design_hidden, design_temperature, design_alpha = None, None, None  # yours
+### BEGIN SOLUTION
+design_hidden, design_temperature, design_alpha = (25,), 2.0, 0.9
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "design-task-check", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# Checks for the design task (no need to edit)
+DESIGN_LABELS, DESIGN_WEIGHTS = 100, 20_000
+DESIGN_ACCURACY = 0.60 if FAST else 0.90
+assert None not in (design_hidden, design_temperature, design_alpha), (
+    "choose the hidden widths, T and alpha")
+design_student = ts.nn.mlp((784, *design_hidden, 10), seed=SEED)
+design_weights = sum(p.data.size for name, p in design_student.named_parameters()
+                     if name.endswith(".weight"))
+assert design_weights <= DESIGN_WEIGHTS, f"{design_weights:,} weights > {DESIGN_WEIGHTS:,}"
+started = time.perf_counter()
+distill.distill(design_student, teacher, (data.x_train[:DESIGN_LABELS],
+                                          data.y_train[:DESIGN_LABELS]),
+                unlabelled=data.x_train[DESIGN_LABELS:], temperature=design_temperature,
+                alpha=design_alpha, epochs=STUDENT_EPOCHS, seed=SEED, quiet=True)
+design_accuracy = ts.evaluate(design_student, x_test, y_test)["accuracy"]
+print(f"Design task: 784-{'-'.join(map(str, design_hidden))}-10, {design_weights:,} weights "
+      f"(at most {DESIGN_WEIGHTS:,}), T = {design_temperature}, alpha = {design_alpha}: test "
+      f"accuracy {design_accuracy:.3f} (at least {DESIGN_ACCURACY:.2f}); "
+      f"{time.perf_counter() - started:.0f} s")
+assert design_accuracy >= DESIGN_ACCURACY, "below the accuracy target"
 
 # %% [markdown]
 # ## Summary
