@@ -49,8 +49,8 @@ def _points(notebook) -> dict[str, float]:
     return dict(grading.graded_cells(notebook))
 
 
-def test_every_graded_lesson_has_exercises_and_a_design_task():
-    assert GRADED, "no lesson has graded exercises"
+def test_every_lesson_has_graded_exercises_and_a_design_task():
+    assert GRADED == grading.lesson_names(), "a lesson without graded exercises"
     for name in GRADED:
         ids = _points(nbformat.read(LESSONS / f"{name}.ipynb", as_version=4))
         assert "design-task-check" in ids, f"{name}: no design task"
