@@ -1240,7 +1240,7 @@ hidden_net.train()  # in training mode: your function must put it back so
 for hidden_k in (2, 5):
     check_mc_average(hidden_net, x_test[500:640], hidden_k, seed=hidden_k)
 hidden_net.eval()
-check_mc_average(hidden_net, x_test[700:703], 3, seed=9)
+hidden_mean = check_mc_average(hidden_net, x_test[700:703], 3, seed=9)
 ### END HIDDEN TESTS
 
 
