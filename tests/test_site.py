@@ -188,6 +188,15 @@ def test_lesson_page_shows_title_table_figure_and_the_fast_mode_note(built):
     assert "Lesson 01 — Second" in above_note and "Han et al." not in above_note  # ... first
 
 
+def test_formulas_are_typeset_by_a_mathjax_inside_the_site(built):
+    page = (built.output / "00_first.html").read_text()
+    sources = re.findall(r'<script[^>]+src="([^"]*MathJax\.js[^"]*)"', page)
+    assert sources == [site.MATHJAX_URL], sources  # no CDN: the pages work offline
+    assert (built.output / sources[0].split("?")[0]).is_file()
+    config = sources[0].split("config=")[1].split(",")[0]
+    assert (built.output / site.MATHJAX_FOLDER / "config" / f"{config}.js").is_file()
+
+
 def test_a_site_is_replaced_whole_and_other_folders_are_refused(course, built, tmp_path):
     lessons, executed = course
     output = tmp_path / "site"
@@ -290,17 +299,24 @@ class _Dom(HTMLParser):
         self.text.append(data)
 
 
-def chromium_dom(page: Path) -> _Dom:
-    """The page's DOM after headless Chromium loaded it (its scripts ran)."""
+def chromium_html(page: Path, wait_ms: int = 0) -> str:
+    """The page's DOM after headless Chromium loaded it (its scripts ran; ``wait_ms`` of
+    virtual time more for the ones that run after loading, such as MathJax)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.fail("chromium is not installed (.ci/run installs Debian's package)")
+    wait = [f"--virtual-time-budget={wait_ms}"] if wait_ms else []
     done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", *wait, "--dump-dom",
          page.as_uri()], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "<html" in done.stdout, done.stderr[-2000:]
+    return done.stdout
+
+
+def chromium_dom(page: Path) -> _Dom:
+    """The page's DOM after headless Chromium loaded it, parsed."""
     dom = _Dom()
-    dom.feed(done.stdout)
+    dom.feed(chromium_html(page))
     return dom
 
 
@@ -334,3 +350,10 @@ def test_browser_opens_a_lesson_with_its_figure_and_the_paper_vs_ours_table(buil
     assert "pruned + retrained error" in table and "1.59%" in table and "ours:" in table
     figure_files = [link for link in dom.links if link.startswith("figures/")]
     assert figure_files and all((built_site / link).is_file() for link in figure_files)
+
+
+@pytest.mark.site
+def test_browser_typesets_the_formulas_with_the_sites_own_mathjax(built_site):
+    html = chromium_html(built_site / "02_magnitude_pruning.html", wait_ms=20_000)
+    assert 'id="MathJax-Element-1"' in html, "no formula was typeset"
+    assert "cdnjs" not in html and "mathjax/MathJax.js" in html

@@ -374,6 +374,7 @@ plugins:
       execute: false
       include_source: true
       cache: false
+      custom_mathjax_url: {json.dumps(MATHJAX_URL)}
 markdown_extensions:
   - tables
   - toc:
@@ -396,11 +397,29 @@ def write_docs(docs: Path, lessons: Path, executed: dict[str, Any]) -> list[Path
     (docs / "index.md").write_text(rewrite_links((lessons / SYLLABUS).read_text(), md_pages))
     (docs / REFERENCES).write_text(rewrite_links((lessons / REFERENCES).read_text(),
                                                  md_pages))
+    copy_mathjax(docs / MATHJAX_FOLDER)
     figures = []
     for name, notebook in executed.items():
         figures += export_figures(notebook, docs / "figures" / name)
         nbformat.write(lesson_page(notebook, name, html_pages), docs / f"{name}.ipynb")
     return figures
+
+
+#: the lessons' formulas are typeset by a copy of MathJax inside the site, so the pages
+#: work offline: the MathJax 2.7 that Jupyter Server ships (package jupyter-server-mathjax)
+MATHJAX_FOLDER = "mathjax"
+MATHJAX_URL = f"{MATHJAX_FOLDER}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+
+
+def copy_mathjax(destination: Path) -> None:
+    """Copy MathJax's files into ``destination`` (every page sits at the site's top level,
+    so the relative :data:`MATHJAX_URL` finds them)."""
+    import jupyter_server_mathjax
+
+    source = Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (source / "MathJax.js").is_file():
+        raise SiteError(f"MathJax is missing from {source}: reinstall jupyter-server-mathjax")
+    shutil.copytree(source, destination)
 
 
 def run_mkdocs(config: Path) -> None:
