@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -34,9 +33,7 @@ from pathlib import Path
 import nbformat
 
 from tinysparse.course import LESSONS
-
-#: a lesson notebook's file name: two digits, an underscore, a name
-LESSON_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
+from tinysparse.course.folders import lesson_notebooks, written_whole
 
 #: seconds a cell may run while grading (a lesson in default mode trains for minutes)
 CELL_TIMEOUT = 3 * 3600
@@ -80,7 +77,7 @@ class GradeReport:
 
 def lesson_names(lessons_dir: Path = LESSONS) -> list[str]:
     """The lessons in ``lessons_dir``, by number: ``["00_autograd", ...]``."""
-    return sorted(p.stem for p in Path(lessons_dir).glob("*.ipynb") if LESSON_NAME.match(p.stem))
+    return [path.stem for path in lesson_notebooks(lessons_dir)]
 
 
 def graded_cells(notebook: nbformat.NotebookNode) -> list[tuple[str, float]]:
@@ -100,7 +97,7 @@ def release(output: str | os.PathLike, lessons: Iterable[str] | None = None,
     Each notebook keeps its text, its visible checks and its cell metadata; solutions are
     replaced by ``# YOUR CODE HERE`` and hidden tests are removed. The syllabus and the
     references page are copied beside them. ``output`` is written whole or not at all
-    (built in a temporary folder, then moved into place); an existing ``output`` must be
+    (filled beside it, then renamed into place); an existing ``output`` must be
     empty or a student edition written before.
 
     Returns
@@ -111,10 +108,9 @@ def release(output: str | os.PathLike, lessons: Iterable[str] | None = None,
     lessons_dir = Path(lessons_dir)
     names = _check_lessons(lessons, lessons_dir)
     output = _check_output(Path(output))
-    with tempfile.TemporaryDirectory(prefix="tinysparse-release-") as work, _scripts_on_path():
+    with tempfile.TemporaryDirectory(prefix="tinysparse-release-") as work, \
+            _scripts_on_path(), written_whole(output) as staged:
         course = _course_directory(Path(work), names, lessons_dir)
-        staged = Path(work) / "edition"
-        staged.mkdir()
         for name in names:
             _run(course.generate_assignment(name, force=True, create=True), "release", name)
             student = Path(work) / "course" / "release" / name / f"{name}.ipynb"
@@ -124,7 +120,6 @@ def release(output: str | os.PathLike, lessons: Iterable[str] | None = None,
             if (lessons_dir / page).exists():
                 shutil.copy2(lessons_dir / page, staged / page)
         (staged / _EDITION_MARK).write_text("tinysparse student edition\n")
-        _move_into_place(staged, output)
     return [output / f"{name}.ipynb" for name in names]
 
 
@@ -283,19 +278,3 @@ def _check_output(output: Path) -> Path:
     if not output.parent.exists():
         raise FileNotFoundError(f"output: the folder {output.parent} does not exist")
     return output
-
-
-def _move_into_place(staged: Path, output: Path) -> None:
-    """Replace ``output`` by ``staged``: the old edition is removed only once the new one
-    sits beside it, complete."""
-    incoming = output.parent / f".{output.name}.incoming"
-    shutil.rmtree(incoming, ignore_errors=True)
-    shutil.copytree(staged, incoming)
-    if output.exists():
-        old = output.parent / f".{output.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        output.rename(old)
-        incoming.rename(output)
-        shutil.rmtree(old)
-    else:
-        incoming.rename(output)

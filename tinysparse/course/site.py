@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tinysparse.course import LESSONS
+from tinysparse.course.folders import LESSON_PATTERN, lesson_notebooks, written_whole
 from tinysparse.data.storage import atomic_path, try_writing_in
 
 #: matplotlib's default font size (points) while the lessons run for the site: slide-sized
@@ -61,7 +62,6 @@ MARKER = ".tinysparse-site.json"
 #: the seconds one cell may run: a default-mode cell may train for a long time on 2 cores
 CELL_TIMEOUT = {"fast": 600, "default": 3 * 3600}
 
-LESSON_PATTERN = "[0-9][0-9]_*.ipynb"
 SYLLABUS, REFERENCES = "README.md", "REFERENCES.md"
 SITE_NAME = "tinysparse: a course on neural-network compression"
 
@@ -93,11 +93,6 @@ class Site:
 
 
 # ---------------------------------------------------------------- executing the lessons
-def lesson_notebooks(lessons: Path) -> list[Path]:
-    """The lesson notebooks ``NN_name.ipynb`` of ``lessons``, in order."""
-    return sorted(Path(lessons).glob(LESSON_PATTERN))
-
-
 def execute_notebook(path: str | os.PathLike, fast: bool, timeout: int | None = None,
                      env: dict[str, str] | None = None, svg: bool = True):
     """Run a lesson notebook top to bottom in a fresh kernel, in its own folder, and
@@ -459,10 +454,7 @@ def build_site(output: str | os.PathLike, executed: str | os.PathLike | None = N
              for nb in notebooks.values()}
     mode = modes.pop() if len(modes) == 1 else "mixed"
 
-    output.resolve().parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".building",
-                                     dir=output.resolve().parent))
-    try:
+    with written_whole(output) as building:
         with tempfile.TemporaryDirectory(prefix="tinysparse-site-") as work:
             docs = Path(work) / "docs"
             figures = write_docs(docs, lessons, notebooks)
@@ -479,9 +471,6 @@ def build_site(output: str | os.PathLike, executed: str | os.PathLike | None = N
                     time.perf_counter() - started)
         (building / MARKER).write_text(json.dumps(
             {"built_by": "tinysparse course site", **site.to_dict()}, indent=2) + "\n")
-        _move_into_place(building, output)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
     return site
 
 
@@ -506,19 +495,3 @@ def _executed_notebooks(lessons: Path, executed: Path | None,
         if on_lesson is not None:
             on_lesson(path.stem, time.perf_counter() - started)
     return notebooks
-
-
-def _move_into_place(building: Path, output: Path) -> None:
-    """Replace ``output`` (absent, empty, or an old site) by the finished ``building``."""
-    old = None
-    if output.exists():
-        old = building.with_name(building.name.replace(".building", ".old"))
-        os.rename(output, old)
-    try:
-        os.rename(building, output)
-    except OSError:
-        if old is not None:
-            os.rename(old, output)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
