@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from tinysparse.data.storage import atomic_path
-from tinysparse.io import ModelFileError
+from tinysparse.io import ModelFileError, header_as_json
 from tinysparse.nn.module import Module, build_from_spec, short_repr, spec_state_entries
 from tinysparse.nn.sparse_layers import as_dense
 from tinysparse.prune.masks import apply_masks, check_no_empty_layer, remove_masks
@@ -138,12 +138,9 @@ def export_safetensors(model: Module, path: str | os.PathLike,
         "config": getattr(model, "config", None),
         "metadata": {} if metadata is None else metadata,
     }
-    try:
-        header_json = json.dumps(header)
-    except TypeError as error:
-        raise TypeError(f"metadata: must be JSON-serialisable ({error})") from error
     with atomic_path(path) as temporary:
-        st.save_file(tensors, temporary, metadata={"format": "pt", METADATA_KEY: header_json})
+        st.save_file(tensors, temporary,
+                     metadata={"format": "pt", METADATA_KEY: header_as_json(header)})
     return path
 
 

@@ -92,6 +92,14 @@ def model_path(path: str | os.PathLike) -> Path:
 
 
 # ---------------------------------------------------------------- save
+def header_as_json(header: dict[str, Any]) -> str:
+    """A model file's header as JSON; the user's ``metadata`` in it must be serialisable."""
+    try:
+        return json.dumps(header)
+    except TypeError as error:
+        raise TypeError(f"metadata: must be JSON-serialisable ({error})") from error
+
+
 def save(model: Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Save ``model`` (weights, masks, ``model.snapshots``, config) to ``path`` (.npz).
 
@@ -122,10 +130,7 @@ def save(model: Module, path: str | os.PathLike, metadata: dict[str, Any] | None
         "config": getattr(model, "config", None),
         "metadata": {} if metadata is None else metadata,
     }
-    try:
-        header_json = json.dumps(header)
-    except TypeError as error:
-        raise TypeError(f"metadata: must be JSON-serialisable ({error})") from error
+    header_json = header_as_json(header)
     try:
         _check_declared(model)
         arrays = _arrays_of(model)
